@@ -1,0 +1,100 @@
+// Package flow keeps the bidirectional flow table: 5-tuple (plus VLAN ids)
+// keyed flows with per-direction counters, TCP state, idle and active
+// timeouts driven by packet time, and a hard cap with least-recently-seen
+// eviction. It also computes Community ID v1 flow hashes.
+package flow
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"net/netip"
+
+	"github.com/phonehome/phonehome/capture/decode"
+)
+
+// Key identifies a bidirectional flow. Endpoints are stored in canonical
+// order (lower address/port first) so both directions find the same flow.
+type Key struct {
+	A, B         netip.Addr
+	PortA, PortB uint16
+	Proto        uint8
+	// ICMPID distinguishes ICMP echo sessions; zero for other protocols.
+	ICMPID uint16
+	VLAN   [2]uint16 // outer and inner 802.1Q ids, 0 when untagged
+}
+
+// icmpCounterpart maps request/response ICMP types to each other, as the
+// Community ID specification does, so echo request and reply share a flow.
+var icmp4Counterpart = map[uint8]uint8{8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
+var icmp6Counterpart = map[uint8]uint8{128: 129, 129: 128, 130: 131, 131: 130, 133: 134, 134: 133, 135: 136, 136: 135, 139: 140, 140: 139, 144: 145, 145: 144}
+
+// portsOf returns the port-equivalents of a packet and whether an ICMP
+// message is one-way (no counterpart: its direction is kept as seen).
+func portsOf(p *decode.Packet) (sport, dport uint16, oneWay bool) {
+	switch p.Proto {
+	case decode.ProtoICMP, decode.ProtoICMPv6:
+		m := icmp4Counterpart
+		if p.Proto == decode.ProtoICMPv6 {
+			m = icmp6Counterpart
+		}
+		if c, ok := m[p.ICMPType]; ok {
+			return uint16(p.ICMPType), uint16(c), false
+		}
+		return uint16(p.ICMPType), uint16(p.ICMPCode), true
+	}
+	return p.SrcPort, p.DstPort, false
+}
+
+func hasPorts(proto uint8) bool {
+	switch proto {
+	case decode.ProtoTCP, decode.ProtoUDP, decode.ProtoSCTP, decode.ProtoICMP, decode.ProtoICMPv6:
+		return true
+	}
+	return false
+}
+
+// less orders endpoints by address, then port.
+func less(a netip.Addr, ap uint16, b netip.Addr, bp uint16) bool {
+	if c := a.Compare(b); c != 0 {
+		return c < 0
+	}
+	return ap < bp
+}
+
+// KeyOf returns the canonical key of a packet and whether the packet travels
+// from endpoint A to endpoint B.
+func KeyOf(p *decode.Packet) (Key, bool) {
+	sport, dport, _ := portsOf(p)
+	k := Key{Proto: p.Proto}
+	if p.NumVLANs > 0 {
+		k.VLAN[0] = p.VLANs[0]
+	}
+	if p.NumVLANs > 1 {
+		k.VLAN[1] = p.VLANs[1]
+	}
+	if p.Proto == decode.ProtoICMP || p.Proto == decode.ProtoICMPv6 {
+		k.ICMPID = p.ICMPID
+	}
+	if less(p.Dst, dport, p.Src, sport) {
+		k.A, k.PortA, k.B, k.PortB = p.Dst, dport, p.Src, sport
+		return k, false
+	}
+	k.A, k.PortA, k.B, k.PortB = p.Src, sport, p.Dst, dport
+	return k, true
+}
+
+// Hash returns a direction-independent hash of the key, used to shard flows
+// across workers; seed comes from one maphash.MakeSeed shared by the shards.
+func (k *Key) Hash(seed maphash.Seed) uint64 {
+	var buf [16 + 16 + 4 + 1 + 2 + 4]byte
+	a16, b16 := k.A.As16(), k.B.As16()
+	copy(buf[0:], a16[:])
+	copy(buf[16:], b16[:])
+	binary.BigEndian.PutUint16(buf[32:], k.PortA)
+	binary.BigEndian.PutUint16(buf[34:], k.PortB)
+	buf[36] = k.Proto
+	binary.BigEndian.PutUint16(buf[37:], k.ICMPID)
+	binary.BigEndian.PutUint16(buf[39:], k.VLAN[0])
+	binary.BigEndian.PutUint16(buf[41:], k.VLAN[1])
+	return maphash.Bytes(seed, buf[:])
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/phonehome/phonehome/capture/decode"
+	"github.com/phonehome/phonehome/capture/flow"
+	"github.com/phonehome/phonehome/capture/pcapfile"
+	"github.com/phonehome/phonehome/engine"
+	"github.com/phonehome/phonehome/event"
+)
+
+type replayFlags struct {
+	output   string
+	workers  int
+	quiet    bool
+	seed     uint
+	maxFlows int
+}
+
+func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var rf replayFlags
+	fs.StringVar(&rf.output, "o", "", "write events to `FILE` (default stdout)")
+	fs.IntVar(&rf.workers, "workers", 1, "shard flows across `N` worker goroutines")
+	fs.BoolVar(&rf.quiet, "quiet", false, "no progress line and no summary on stderr")
+	fs.UintVar(&rf.seed, "community-id-seed", 0, "Community ID v1 `seed`")
+	fs.IntVar(&rf.maxFlows, "max-flows", flow.DefaultMaxFlows, "cap on concurrent flows (least recently seen evicted)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: phonehome replay [flags] FILE...\n\nReplays pcap or pcapng captures (gzip-compressed or not; - reads stdin),\nmerged in timestamp order, and writes one ECS JSON event per line.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "phonehome replay: no capture files given")
+		fs.Usage()
+		return 2
+	}
+	if rf.workers < 1 || rf.seed > 0xffff {
+		fmt.Fprintln(stderr, "phonehome replay: --workers must be >= 1 and --community-id-seed <= 65535")
+		return 2
+	}
+
+	failed := false
+	var readers []*pcapfile.Reader
+	for _, path := range fs.Args() {
+		var r *pcapfile.Reader
+		var err error
+		if path == "-" {
+			r, err = pcapfile.NewReader(stdin, "-")
+		} else {
+			r, err = pcapfile.Open(path)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "phonehome replay: %v\n", err)
+			failed = true
+			continue
+		}
+		defer r.Close()
+		readers = append(readers, r)
+	}
+	if len(readers) == 0 {
+		return 1
+	}
+
+	var dst io.Writer = stdout
+	if rf.output != "" {
+		f, err := os.Create(rf.output)
+		if err != nil {
+			fmt.Fprintf(stderr, "phonehome replay: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		dst = f
+	}
+	out := newLineWriter(dst)
+
+	src := &mergeSource{m: pcapfile.NewMerger(readers...)}
+	host, _ := os.Hostname()
+	cfg := engine.Config{
+		Workers:  rf.workers,
+		Flow:     flow.Config{CommunityIDSeed: uint16(rf.seed), MaxFlows: rf.maxFlows},
+		Observer: &event.Observer{Hostname: host, Name: host, Version: version},
+		OnSourceError: func(err error) {
+			var te *pcapfile.Error
+			if errors.As(err, &te) && errors.Is(err, pcapfile.ErrTruncated) {
+				fmt.Fprintf(stderr, "phonehome replay: warning: %v (events before it were kept)\n", te)
+				return
+			}
+			fmt.Fprintf(stderr, "phonehome replay: error: %v\n", errors.Unwrap(err))
+			failed = true
+		},
+	}
+	progress := !rf.quiet && isTerminal(stderr)
+	var total int64
+	for _, r := range readers {
+		if r.Size() > 0 {
+			total += r.Size()
+		}
+	}
+	if progress {
+		cfg.Progress = func(s *engine.Stats) { printProgress(stderr, s, readers, total) }
+	}
+	st, err := engine.Run(src, out, cfg)
+	if ferr := out.Flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("write events: %w", ferr)
+	}
+	if progress {
+		fmt.Fprint(stderr, "\r\033[K")
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "phonehome replay: %v\n", err)
+		failed = true
+	}
+	if !rf.quiet {
+		printSummary(stderr, st)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// mergeSource adapts the pcap merger to the engine's Source.
+type mergeSource struct {
+	m *pcapfile.Merger
+}
+
+func (s *mergeSource) Next() (engine.Frame, error) {
+	p, _, err := s.m.Next()
+	if err != nil {
+		var se *pcapfile.SourceError
+		if errors.As(err, &se) {
+			return engine.Frame{}, fmt.Errorf("%w: %w", engine.ErrContinue, se.Err)
+		}
+		return engine.Frame{}, err
+	}
+	return engine.Frame{Data: p.Data, Timestamp: p.Timestamp, Length: p.Length, LinkType: uint32(p.LinkType), Interface: p.Interface}, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func printProgress(w io.Writer, s *engine.Stats, readers []*pcapfile.Reader, total int64) {
+	var read int64
+	for _, r := range readers {
+		read += r.BytesRead()
+	}
+	el := time.Since(s.Started).Seconds()
+	rate := float64(read) / el
+	eta := "?"
+	if total > 0 && rate > 0 {
+		eta = (time.Duration(float64(total-read)/rate) * time.Second).Round(time.Second).String()
+	}
+	fmt.Fprintf(w, "\r\033[K%s read, %d packets, %s/s, ETA %s", human(float64(read)), s.Frames.Load(), human(rate), eta)
+}
+
+func human(b float64) string {
+	units := []string{"B", "KB", "MB", "GB", "TB"}
+	i := 0
+	for b >= 1000 && i < len(units)-1 {
+		b /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", b, units[i])
+}
+
+func printSummary(w io.Writer, s *engine.Stats) {
+	el := time.Since(s.Started)
+	fs := s.Flows()
+	frames := s.Frames.Load()
+	bytes := s.CaptureBytes.Load()
+	fmt.Fprintf(w, "phonehome replay summary\n")
+	fmt.Fprintf(w, "  packets   %d frames, %d decoded, %s captured (%s on the wire)\n", frames, s.Packets.Load(), human(float64(bytes)), human(float64(s.WireBytes.Load())))
+	fmt.Fprintf(w, "  flows     %d created, %d evicted at the cap\n", fs.Created, fs.Evicted)
+	var ends []string
+	for i, n := range fs.Ended {
+		if n > 0 {
+			ends = append(ends, fmt.Sprintf("%s=%d", flow.EndReason(i), n))
+		}
+	}
+	if len(ends) > 0 {
+		fmt.Fprintf(w, "  records   %s\n", strings.Join(ends, " "))
+	}
+	counts := s.EventCounts()
+	keys := make([]string, 0, len(counts))
+	var nev uint64
+	for k, v := range counts {
+		keys = append(keys, k)
+		nev += v
+	}
+	sort.Strings(keys)
+	var evs []string
+	for _, k := range keys {
+		evs = append(evs, fmt.Sprintf("%s=%d", k, counts[k]))
+	}
+	fmt.Fprintf(w, "  events    %d: %s\n", nev, strings.Join(evs, " "))
+	var skipped []string
+	for i := range s.Skipped {
+		if n := s.Skipped[i].Load(); n > 0 {
+			skipped = append(skipped, fmt.Sprintf("%s=%d", decode.Reason(i), n))
+		}
+	}
+	if len(skipped) == 0 {
+		skipped = []string{"none"}
+	}
+	fmt.Fprintf(w, "  skipped   %s\n", strings.Join(skipped, " "))
+	ds := s.Defrag()
+	if ds.Fragments > 0 {
+		fmt.Fprintf(w, "  fragments %d seen, %d datagrams reassembled, %d timed out, %d evicted, %d dropped\n", ds.Fragments, ds.Reassembled, ds.Timeouts, ds.Evicted, ds.Dropped)
+	}
+	if n := s.OutputErrors(); n > 0 {
+		fmt.Fprintf(w, "  output    %d events failed to write\n", n)
+	}
+	secs := el.Seconds()
+	fmt.Fprintf(w, "  elapsed   %s, %.0f packets/s, %s/s\n", el.Round(time.Millisecond), float64(frames)/secs, human(float64(bytes)/secs))
+}

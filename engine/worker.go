@@ -1,0 +1,192 @@
+package engine
+
+import (
+	"strconv"
+
+	"github.com/phonehome/phonehome/capture/decode"
+	"github.com/phonehome/phonehome/capture/flow"
+	"github.com/phonehome/phonehome/event"
+)
+
+// worker owns one flow table and one analyzer; it runs on one goroutine.
+type worker struct {
+	id       int
+	table    *flow.Table
+	analyzer Analyzer
+	enc      *event.Encoder
+	out      Output
+	stats    *Stats
+	observer *event.Observer
+	ev       event.Event // reused for flow records
+}
+
+var _ flow.Handler = (*worker)(nil)
+var _ Emitter = (*worker)(nil)
+
+func newWorker(id int, cfg Config, out Output, st *Stats) *worker {
+	w := &worker{id: id, enc: event.NewEncoder(), out: out, stats: st, observer: cfg.Observer}
+	fc := cfg.Flow
+	if fc.MaxFlows > 0 && cfg.Workers > 1 {
+		// The cap is for the whole process: share it among the workers.
+		fc.MaxFlows = max(1, fc.MaxFlows/cfg.Workers)
+	} else if cfg.Workers > 1 {
+		fc.MaxFlows = max(1, fc.WithDefaults().MaxFlows/cfg.Workers)
+	}
+	w.table = flow.NewTable(fc, w)
+	if cfg.NewAnalyzer != nil {
+		w.analyzer = cfg.NewAnalyzer(id, w)
+	}
+	return w
+}
+
+func (w *worker) packet(p *decode.Packet) {
+	f, dir := w.table.Packet(p)
+	if w.analyzer != nil {
+		w.analyzer.Packet(f, dir, p)
+	}
+}
+
+func (w *worker) tick(now int64) {
+	w.table.Advance(now)
+	if w.analyzer != nil {
+		w.analyzer.Tick(now)
+	}
+}
+
+func (w *worker) finish() {
+	w.table.Flush(flow.EndCaptureEnd)
+	if w.analyzer != nil {
+		w.analyzer.Finish(w.table.Now())
+	}
+	w.stats.addFlows(w.table.Stats())
+}
+
+// FlowStarted implements flow.Handler.
+func (w *worker) FlowStarted(*flow.Flow) {}
+
+// FlowEnded implements flow.Handler: it emits the flow record.
+func (w *worker) FlowEnded(f *flow.Flow, reason flow.EndReason, final bool) {
+	ev := &w.ev
+	*ev = event.Event{}
+	FillFlowEvent(ev, f, reason, final)
+	if w.analyzer != nil {
+		w.analyzer.FlowEnded(f, reason, final, ev)
+	}
+	w.Emit(ev)
+}
+
+// Emit implements Emitter: it encodes the event and writes it out.
+func (w *worker) Emit(ev *event.Event) {
+	if ev.Observer == nil {
+		ev.Observer = w.observer
+	}
+	buf, err := w.enc.Encode(ev)
+	if err != nil {
+		w.stats.outErrors.Add(1)
+		return
+	}
+	key := ev.Phonehome.FlowID
+	if err := w.out.Write(buf.Bytes(), key, ev.Dataset); err != nil {
+		w.stats.outErrors.Add(1)
+	}
+	buf.Free()
+	w.stats.countEvent(ev.Dataset)
+}
+
+// Transport returns ECS network.transport for an IP protocol number.
+func Transport(proto uint8) string {
+	switch proto {
+	case decode.ProtoTCP:
+		return "tcp"
+	case decode.ProtoUDP:
+		return "udp"
+	case decode.ProtoICMP:
+		return "icmp"
+	case decode.ProtoICMPv6:
+		return "ipv6-icmp"
+	case decode.ProtoSCTP:
+		return "sctp"
+	case 47:
+		return "gre"
+	case 50:
+		return "esp"
+	}
+	return strconv.Itoa(int(proto))
+}
+
+func hasPorts(proto uint8) bool {
+	switch proto {
+	case decode.ProtoTCP, decode.ProtoUDP, decode.ProtoSCTP:
+		return true
+	}
+	return false
+}
+
+// FillCommon sets the fields every event of a flow carries: endpoints (the
+// client is the source), network.*, Community ID, VLANs, tunnel and flow id.
+func FillCommon(ev *event.Event, f *flow.Flow) {
+	ev.Source.IP, ev.Destination.IP = f.Client, f.Server
+	if hasPorts(f.Proto) {
+		ev.Source.Port, ev.Destination.Port = f.ClientPort, f.ServerPort
+		ev.Source.HasPort, ev.Destination.HasPort = true, true
+	}
+	n := &ev.Network
+	n.Transport = Transport(f.Proto)
+	n.IANANumber = strconv.Itoa(int(f.Proto))
+	if f.Client.Is4() {
+		n.Type = "ipv4"
+	} else {
+		n.Type = "ipv6"
+	}
+	n.CommunityID = f.CommunityID
+	n.NumVLANs = f.NumVLANs
+	n.VLAN, n.InnerVLAN = f.VLANs[0], f.VLANs[1]
+	ev.Phonehome.FlowID = f.UID
+	if f.Tunnels != 0 {
+		ev.Phonehome.Tunnel = &event.TunnelInfo{Types: f.Tunnels.Names(nil), Source: f.TunnelSrc, Destination: f.TunnelDst, ID: f.TunnelID}
+	}
+}
+
+var flagLetters = [8]byte{'F', 'S', 'R', 'P', 'A', 'U', 'E', 'C'}
+
+func flagString(fl uint8) string {
+	var b [8]byte
+	n := 0
+	for i, c := range flagLetters {
+		if fl&(1<<i) != 0 {
+			b[n] = c
+			n++
+		}
+	}
+	return string(b[:n])
+}
+
+// FillFlowEvent builds a flow record (dataset phonehome.flow).
+func FillFlowEvent(ev *event.Event, f *flow.Flow, reason flow.EndReason, final bool) {
+	FillCommon(ev, f)
+	ev.Timestamp = f.Last
+	ev.Kind = "event"
+	ev.Category = []string{"network"}
+	if final {
+		ev.Type = []string{"connection", "end"}
+	} else {
+		ev.Type = []string{"connection", "info"}
+	}
+	ev.Dataset = event.DatasetFlow
+	ev.Action = "network_flow"
+	ev.Reason = reason.String()
+	ev.Start, ev.End, ev.Duration = f.First, f.Last, f.Last-f.First
+	ev.Source.Bytes, ev.Source.Packets = f.Bytes[flow.FromClient], f.Packets[flow.FromClient]
+	ev.Destination.Bytes, ev.Destination.Packets = f.Bytes[flow.FromServer], f.Packets[flow.FromServer]
+	ev.Source.HasCounters, ev.Destination.HasCounters = true, true
+	ev.Network.Bytes = f.Bytes[0] + f.Bytes[1]
+	ev.Network.Packets = f.Packets[0] + f.Packets[1]
+	ev.Network.HasCounters = true
+	fi := &event.FlowInfo{Final: final, Interims: f.Interims, ClientPayload: f.Payload[0], ServerPayload: f.Payload[1]}
+	if f.Proto == decode.ProtoTCP {
+		fi.State = f.State.String()
+		fi.ClientFlags = flagString(f.TCPFlags[0])
+		fi.ServerFlags = flagString(f.TCPFlags[1])
+	}
+	ev.Phonehome.Flow = fi
+}

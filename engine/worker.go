@@ -140,7 +140,11 @@ func FillCommon(ev *event.Event, f *flow.Flow) {
 	}
 	n.CommunityID = f.CommunityID
 	n.NumVLANs = f.NumVLANs
-	n.VLAN, n.InnerVLAN = f.VLANs[0], f.VLANs[1]
+	n.VLANs = f.VLANs
+	if f.NumVLANs > 2 {
+		// ECS names two levels; the full stack goes to phonehome.vlan_ids.
+		ev.Phonehome.VLANIDs = f.VLANs[:f.NumVLANs]
+	}
 	ev.Phonehome.FlowID = f.UID
 	if f.Tunnels != 0 {
 		ev.Phonehome.Tunnel = &event.TunnelInfo{Types: f.Tunnels.Names(nil), Source: f.TunnelSrc, Destination: f.TunnelDst, ID: f.TunnelID}

@@ -214,11 +214,11 @@ func (n *Network) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddUint64("packets", n.Packets)
 	}
 	if n.NumVLANs > 0 {
-		_ = enc.AddObject("vlan", vlanObj(n.VLAN))
+		_ = enc.AddObject("vlan", vlanObj(n.VLANs[0]))
 	}
 	if n.NumVLANs > 1 {
 		_ = enc.AddObject("inner", objFunc(func(o zapcore.ObjectEncoder) error {
-			return o.AddObject("vlan", vlanObj(n.InnerVLAN))
+			return o.AddObject("vlan", vlanObj(n.VLANs[1]))
 		}))
 	}
 	return nil
@@ -425,6 +425,9 @@ func (r *Related) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // MarshalLogObject writes phonehome.*.
 func (p *Phonehome) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	addString(enc, "flow_id", p.FlowID)
+	if len(p.VLANIDs) > 0 {
+		_ = enc.AddArray("vlan_ids", uint16s(p.VLANIDs))
+	}
 	if f := p.Flow; f != nil {
 		_ = enc.AddObject("flow", objFunc(func(o zapcore.ObjectEncoder) error {
 			o.AddBool("final", f.Final)

@@ -83,8 +83,7 @@ type Network struct {
 	Bytes       uint64
 	Packets     uint64
 	HasCounters bool
-	VLAN        uint16 // outer VLAN id
-	InnerVLAN   uint16
+	VLANs       [3]uint16 // 802.1Q ids, outermost first: network.vlan.id, network.inner.vlan.id, then phonehome.vlan_ids
 	NumVLANs    uint8
 }
 

@@ -7,11 +7,14 @@ type Phonehome struct {
 	// FlowID ties a flow's flow, dns, tls, http and alert events together
 	// (like Suricata's flow_id).
 	FlowID string
-	Flow   *FlowInfo
-	Tunnel *TunnelInfo
-	DNS    *DNSExtra
-	TLS    *TLSExtra
-	HTTP   *HTTPExtra
+	// VLANIDs is the whole 802.1Q stack when it is deeper than ECS's two
+	// levels (network.vlan, network.inner.vlan).
+	VLANIDs []uint16
+	Flow    *FlowInfo
+	Tunnel  *TunnelInfo
+	DNS     *DNSExtra
+	TLS     *TLSExtra
+	HTTP    *HTTPExtra
 
 	// Attribution of the flow to a vendor's telemetry (issue: signatures).
 	Vendor   string

@@ -10,17 +10,17 @@ import (
 type Reason uint8
 
 const (
-	OK                 Reason = iota
-	SkipUnknownLink           // link type the decoder does not know
-	SkipTruncatedLink         // frame shorter than its link-layer header
-	SkipNonIP                 // ARP, LLDP, STP and other non-IP payloads
-	SkipTruncatedIP           // IP header cut short
-	SkipBadIP                 // IP header that lies (version, header length, total length)
-	SkipTruncatedL4           // transport header cut short (ports unreadable)
-	SkipUnknownEncap          // tunnel or protocol inside a tunnel that is not decoded
-	SkipEncapTooDeep          // more than MaxEncapDepth nested encapsulations
-	SkipFragmentHeld          // an IP fragment kept until its datagram completes (not a loss)
-	SkipFragmentDropped       // an IP fragment refused: overlap conflict, limit, bad offsets
+	OK                  Reason = iota
+	SkipUnknownLink            // link type the decoder does not know
+	SkipTruncatedLink          // frame shorter than its link-layer header
+	SkipNonIP                  // ARP, LLDP, STP and other non-IP payloads
+	SkipTruncatedIP            // IP header cut short
+	SkipBadIP                  // IP header that lies (version, header length, total length)
+	SkipTruncatedL4            // transport header cut short (ports unreadable)
+	SkipUnknownEncap           // tunnel or protocol inside a tunnel that is not decoded
+	SkipEncapTooDeep           // more than MaxEncapDepth nested encapsulations
+	SkipFragmentHeld           // an IP fragment kept until its datagram completes (not a loss)
+	SkipFragmentDropped        // an IP fragment refused: overlap conflict, limit, bad offsets
 	numReasons
 )
 

@@ -20,7 +20,7 @@ type Key struct {
 	Proto        uint8
 	// ICMPID distinguishes ICMP echo sessions; zero for other protocols.
 	ICMPID uint16
-	VLAN   [2]uint16 // outer and inner 802.1Q ids, 0 when untagged
+	VLAN   [decode.MaxVLANs]uint16 // 802.1Q ids outermost first, 0 when untagged
 }
 
 // icmpCounterpart maps request/response ICMP types to each other, as the
@@ -66,12 +66,7 @@ func less(a netip.Addr, ap uint16, b netip.Addr, bp uint16) bool {
 func KeyOf(p *decode.Packet) (Key, bool) {
 	sport, dport, _ := portsOf(p)
 	k := Key{Proto: p.Proto}
-	if p.NumVLANs > 0 {
-		k.VLAN[0] = p.VLANs[0]
-	}
-	if p.NumVLANs > 1 {
-		k.VLAN[1] = p.VLANs[1]
-	}
+	k.VLAN = p.VLANs
 	if p.Proto == decode.ProtoICMP || p.Proto == decode.ProtoICMPv6 {
 		k.ICMPID = p.ICMPID
 	}
@@ -86,7 +81,7 @@ func KeyOf(p *decode.Packet) (Key, bool) {
 // Hash returns a direction-independent hash of the key, used to shard flows
 // across workers; seed comes from one maphash.MakeSeed shared by the shards.
 func (k *Key) Hash(seed maphash.Seed) uint64 {
-	var buf [16 + 16 + 4 + 1 + 2 + 4]byte
+	var buf [16 + 16 + 4 + 1 + 2 + 2*decode.MaxVLANs]byte
 	a16, b16 := k.A.As16(), k.B.As16()
 	copy(buf[0:], a16[:])
 	copy(buf[16:], b16[:])
@@ -94,7 +89,8 @@ func (k *Key) Hash(seed maphash.Seed) uint64 {
 	binary.BigEndian.PutUint16(buf[34:], k.PortB)
 	buf[36] = k.Proto
 	binary.BigEndian.PutUint16(buf[37:], k.ICMPID)
-	binary.BigEndian.PutUint16(buf[39:], k.VLAN[0])
-	binary.BigEndian.PutUint16(buf[41:], k.VLAN[1])
+	for i, v := range k.VLAN {
+		binary.BigEndian.PutUint16(buf[39+2*i:], v)
+	}
 	return maphash.Bytes(seed, buf[:])
 }

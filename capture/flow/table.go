@@ -462,16 +462,17 @@ func (l *lruList) remove(f *Flow) {
 func uid(k *Key, first int64) string {
 	h := fnv.New64a()
 	a, b := k.A.As16(), k.B.As16()
-	var buf [16 + 16 + 2 + 2 + 1 + 2 + 4 + 8]byte
+	var buf [16 + 16 + 2 + 2 + 1 + 2 + 2*decode.MaxVLANs + 8]byte
 	copy(buf[0:], a[:])
 	copy(buf[16:], b[:])
 	binary.BigEndian.PutUint16(buf[32:], k.PortA)
 	binary.BigEndian.PutUint16(buf[34:], k.PortB)
 	buf[36] = k.Proto
 	binary.BigEndian.PutUint16(buf[37:], k.ICMPID)
-	binary.BigEndian.PutUint16(buf[39:], k.VLAN[0])
-	binary.BigEndian.PutUint16(buf[41:], k.VLAN[1])
-	binary.BigEndian.PutUint64(buf[43:], uint64(first))
+	for i, v := range k.VLAN {
+		binary.BigEndian.PutUint16(buf[39+2*i:], v)
+	}
+	binary.BigEndian.PutUint64(buf[39+2*decode.MaxVLANs:], uint64(first))
 	_, _ = h.Write(buf[:])
 	var out [16]byte
 	return string(strconv.AppendUint(out[:0], h.Sum64(), 36))

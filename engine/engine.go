@@ -162,6 +162,8 @@ func Run(src Source, out Output, cfg Config) (*Stats, error) {
 	} else {
 		err = r.runSharded()
 	}
+	// Fragments still waiting at the end can never complete: count them.
+	r.dec.Defrag.Flush()
 	st.mu.Lock()
 	st.defrag = r.dec.Defrag.Stats()
 	st.mu.Unlock()

@@ -58,11 +58,12 @@ const (
 
 // UDP ports of tunnels decoded by port, as Suricata and Zeek do by default.
 const (
-	portVXLAN   = 4789
-	portGeneve  = 6081
-	portGREUDP  = 4754
-	portTeredo  = 3544
-	portGTPUser = 2152
+	portVXLAN    = 4789
+	portVXLANGPE = 4790
+	portGeneve   = 6081
+	portGREUDP   = 4754
+	portTeredo   = 3544
+	portGTPUser  = 2152
 )
 
 // Decoder decodes frames into a Packet. It is not safe for concurrent use:
@@ -490,6 +491,28 @@ func (d *Decoder) udpTunnel(p *Packet, depth int) Reason {
 		vni := uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6])
 		if !d.enterTunnel(p, TunnelVXLAN, vni, depth) {
 			return SkipEncapTooDeep
+		}
+		return d.ethernet(p, b[8:], depth+1)
+	case p.DstPort == portVXLANGPE:
+		// VXLAN-GPE (RFC draft-ietf-nvo3-vxlan-gpe): next protocol in byte 3
+		// when the P bit is set, else Ethernet.
+		if len(b) < 16 || b[0]&0x08 == 0 {
+			return OK
+		}
+		vni := uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6])
+		if !d.enterTunnel(p, TunnelVXLAN, vni, depth) {
+			return SkipEncapTooDeep
+		}
+		if b[0]&0x04 != 0 {
+			switch b[3] {
+			case 1:
+				return d.ipv4(p, b[8:], depth+1)
+			case 2:
+				return d.ipv6(p, b[8:], depth+1)
+			case 3:
+				return d.ethernet(p, b[8:], depth+1)
+			}
+			return SkipUnknownEncap
 		}
 		return d.ethernet(p, b[8:], depth+1)
 	case p.DstPort == portGeneve:

@@ -106,10 +106,14 @@ func (f *Defragmenter) addV6(p *Packet, id uint32, offField uint16, proto uint8,
 func (f *Defragmenter) add(k fragKey, ts int64, off int, more bool, payload []byte, plen int) ([]byte, Reason) {
 	f.stats.Fragments++
 	f.expire(ts)
+	if more {
+		// A non-final fragment must be a multiple of 8 bytes (RFC 791, RFC
+		// 8200); like Linux, use the whole 8-byte units and ignore the rest.
+		plen &^= 7
+	}
 	end := off + plen
-	if len(payload) < plen || end > maxDatagramSize || (more && plen%8 != 0) || plen == 0 {
-		// A snapped fragment cannot be reassembled faithfully; a non-final
-		// fragment must be a multiple of 8 bytes (RFC 791, RFC 8200).
+	if len(payload) < plen || end > maxDatagramSize || plen == 0 {
+		// A snapped fragment cannot be reassembled faithfully.
 		f.stats.Dropped++
 		return nil, SkipFragmentDropped
 	}
@@ -123,12 +127,20 @@ func (f *Defragmenter) add(k fragKey, ts int64, off int, more bool, payload []by
 		f.pushBack(dg)
 	}
 	dg.fragments++
-	if dg.fragments > f.limits.MaxFragments || (dg.total >= 0 && end > dg.total) || (!more && dg.total >= 0 && end != dg.total) {
+	if dg.fragments > f.limits.MaxFragments || (!more && dg.total >= 0 && end != dg.total) {
 		f.stats.Dropped++
 		return nil, SkipFragmentDropped
 	}
 	if !more {
 		dg.total = end
+	}
+	if dg.total >= 0 && end > dg.total {
+		// Data beyond the end the last fragment declared: keep what fits.
+		end = dg.total
+		if end <= off {
+			f.stats.Dropped++
+			return nil, SkipFragmentDropped
+		}
 	}
 	if end > len(dg.buf) {
 		grow := end - len(dg.buf)

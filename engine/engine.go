@@ -40,6 +40,11 @@ type Source interface {
 // frames (one of several files failed).
 var ErrContinue = errors.New("source continues")
 
+// ErrNoPacket is returned by live sources when a read timed out without a
+// packet; the engine then advances time from the wall clock so idle flows
+// still expire.
+var ErrNoPacket = errors.New("no packet before the read timeout")
+
 // Output receives encoded events, one JSON line each (with trailing newline).
 // Key is the flow id, so outputs that partition (Kafka) keep a flow's events
 // in order. It must be safe for concurrent use when workers > 1.
@@ -81,6 +86,9 @@ type Config struct {
 	// OnSourceError, if set, is told about each source error (a file that
 	// failed while others go on).
 	OnSourceError func(err error)
+	// EndReason is what the flows still open at the end are reported as
+	// (default end_of_capture; the daemon uses shutdown).
+	EndReason flow.EndReason
 }
 
 // Stats are the run's counters. Fields are updated atomically.
@@ -189,6 +197,9 @@ func (r *runner) read(p *decode.Packet) (ok, done bool, err error) {
 		if errors.Is(err, io.EOF) {
 			return false, true, nil
 		}
+		if errors.Is(err, ErrNoPacket) {
+			return false, false, errNoPacket
+		}
 		if errors.Is(err, ErrContinue) {
 			if r.cfg.OnSourceError != nil {
 				r.cfg.OnSourceError(err)
@@ -233,14 +244,28 @@ func (r *runner) tickDue(ts int64) (int64, bool) {
 	return 0, false
 }
 
+// errNoPacket tells the loops that a live source is idle.
+var errNoPacket = errors.New("idle")
+
 func (r *runner) runInline() error {
-	w := newWorker(0, r.cfg, r.out, r.stats)
+	return r.loop(newWorker(0, r.cfg, r.out, r.stats))
+}
+
+// loop feeds one worker from the runner's source until it ends.
+func (r *runner) loop(w *worker) error {
 	var p decode.Packet
 	for {
 		ok, done, err := r.read(&p)
 		if done {
 			w.finish()
 			return err
+		}
+		if err == errNoPacket {
+			// Idle live source: let wall-clock time expire flows.
+			if now, due := r.tickDue(time.Now().UnixNano()); due {
+				w.tick(now)
+			}
+			continue
 		}
 		if !ok {
 			continue
@@ -318,7 +343,9 @@ func (r *runner) runSharded() error {
 			err = rerr
 			break
 		}
-		if !ok {
+		if rerr == errNoPacket {
+			p.Timestamp = time.Now().UnixNano()
+		} else if !ok {
 			continue
 		}
 		if now, due := r.tickDue(p.Timestamp); due {
@@ -329,6 +356,9 @@ func (r *runner) runSharded() error {
 					send(i)
 				}
 			}
+		}
+		if !ok {
+			continue
 		}
 		k, _ := flow.KeyOf(&p)
 		i := int(k.Hash(r.seed) % uint64(n))
@@ -357,4 +387,42 @@ func (r *runner) runSharded() error {
 	}
 	wg.Wait()
 	return err
+}
+
+// RunParallel runs one decoder and one worker per source, each on its own
+// goroutine, for capture engines that already spread flows over sockets by
+// a symmetric flow hash (AF_PACKET PACKET_FANOUT_HASH with the defrag flag).
+// The flow cap is shared out among the sources.
+func RunParallel(srcs []Source, out Output, cfg Config) (*Stats, error) {
+	if len(srcs) == 0 {
+		return nil, errors.New("engine: no source")
+	}
+	cfg.Workers = len(srcs)
+	st := &Stats{Started: time.Now()}
+	errs := make([]error, len(srcs))
+	runners := make([]*runner, len(srcs))
+	var wg sync.WaitGroup
+	for i, src := range srcs {
+		r := &runner{cfg: cfg, src: src, out: out, stats: st, dec: decode.NewDecoder(cfg.Defrag), seed: maphash.MakeSeed()}
+		runners[i] = r
+		w := newWorker(i, cfg, out, st)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.loop(w)
+		}()
+	}
+	wg.Wait()
+	st.mu.Lock()
+	for _, r := range runners {
+		r.dec.Defrag.Flush()
+		d := r.dec.Defrag.Stats()
+		st.defrag.Fragments += d.Fragments
+		st.defrag.Reassembled += d.Reassembled
+		st.defrag.Timeouts += d.Timeouts
+		st.defrag.Evicted += d.Evicted
+		st.defrag.Dropped += d.Dropped
+	}
+	st.mu.Unlock()
+	return st, errors.Join(errs...)
 }

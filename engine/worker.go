@@ -18,13 +18,18 @@ type worker struct {
 	stats    *Stats
 	observer *event.Observer
 	ev       event.Event // reused for flow records
+	// endReason reports flows still open when the run ends.
+	endReason flow.EndReason
 }
 
 var _ flow.Handler = (*worker)(nil)
 var _ Emitter = (*worker)(nil)
 
 func newWorker(id int, cfg Config, out Output, st *Stats) *worker {
-	w := &worker{id: id, enc: event.NewEncoder(), out: out, stats: st, observer: cfg.Observer}
+	w := &worker{id: id, enc: event.NewEncoder(), out: out, stats: st, observer: cfg.Observer, endReason: cfg.EndReason}
+	if w.endReason == flow.EndNone {
+		w.endReason = flow.EndCaptureEnd
+	}
 	fc := cfg.Flow
 	if fc.MaxFlows > 0 && cfg.Workers > 1 {
 		// The cap is for the whole process: share it among the workers.
@@ -54,7 +59,7 @@ func (w *worker) tick(now int64) {
 }
 
 func (w *worker) finish() {
-	w.table.Flush(flow.EndCaptureEnd)
+	w.table.Flush(w.endReason)
 	if w.analyzer != nil {
 		w.analyzer.Finish(w.table.Now())
 	}

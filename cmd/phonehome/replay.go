@@ -97,12 +97,15 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Flow:     flow.Config{CommunityIDSeed: uint16(rf.seed), MaxFlows: rf.maxFlows},
 		Observer: &event.Observer{Hostname: host, Name: host, Version: version},
 		OnSourceError: func(err error) {
-			var te *pcapfile.Error
-			if errors.As(err, &te) && errors.Is(err, pcapfile.ErrTruncated) {
-				fmt.Fprintf(stderr, "phonehome replay: warning: %v (events before it were kept)\n", te)
-				return
+			var pe *pcapfile.Error
+			if errors.As(err, &pe) {
+				if errors.Is(err, pcapfile.ErrTruncated) {
+					fmt.Fprintf(stderr, "phonehome replay: warning: %v (events before it were kept)\n", pe)
+					return
+				}
+				err = pe
 			}
-			fmt.Fprintf(stderr, "phonehome replay: error: %v\n", errors.Unwrap(err))
+			fmt.Fprintf(stderr, "phonehome replay: error: %v\n", err)
 			failed = true
 		},
 	}

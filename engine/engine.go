@@ -67,9 +67,25 @@ type Analyzer interface {
 	Finish(now int64)
 }
 
-// Emitter is how analyzers emit events.
+// Emitter is how analyzers emit events. Emit takes ownership of ev: pass a
+// fresh Event each time.
 type Emitter interface {
 	Emit(ev *event.Event)
+}
+
+// Classifier is the cross-flow stage (attribution, DNS correlation,
+// exfiltration detectors, alert deduplication, host inventory). There is one
+// for the whole run, on one goroutine, and it sees every event in the same
+// order whatever the number of workers: events are batched per second of
+// packet time and ordered by the packet time that produced them, then by
+// flow id, so replays are deterministic.
+type Classifier interface {
+	// Process may enrich ev and emit further events (alerts) after it.
+	Process(ev *event.Event, emit func(*event.Event))
+	// Tick runs after each second of packet time has been processed.
+	Tick(now int64, emit func(*event.Event))
+	// Finish runs once at the end (host inventories, final scores).
+	Finish(now int64, emit func(*event.Event))
 }
 
 // Config configures a run.
@@ -80,6 +96,8 @@ type Config struct {
 	Observer *event.Observer
 	// NewAnalyzer builds one analyzer per worker; nil runs flows only.
 	NewAnalyzer func(worker int, emit Emitter) Analyzer
+	// Classifier, if set, sees every event in a deterministic order.
+	Classifier Classifier
 	// Progress, if set, is called about every 250 ms from the reading
 	// goroutine with the running counters.
 	Progress func(s *Stats)
@@ -164,6 +182,7 @@ func Run(src Source, out Output, cfg Config) (*Stats, error) {
 	}
 	st := &Stats{Started: time.Now()}
 	r := &runner{cfg: cfg, src: src, out: out, stats: st, dec: decode.NewDecoder(cfg.Defrag), seed: maphash.MakeSeed()}
+	r.col = newCollector(cfg, out, st, cfg.Workers, true)
 	var err error
 	if cfg.Workers == 1 {
 		err = r.runInline()
@@ -175,10 +194,12 @@ func Run(src Source, out Output, cfg Config) (*Stats, error) {
 	st.mu.Lock()
 	st.defrag = r.dec.Defrag.Stats()
 	st.mu.Unlock()
+	r.col.wait()
 	return st, err
 }
 
 type runner struct {
+	col      *collector
 	cfg      Config
 	src      Source
 	out      Output
@@ -248,7 +269,7 @@ func (r *runner) tickDue(ts int64) (int64, bool) {
 var errNoPacket = errors.New("idle")
 
 func (r *runner) runInline() error {
-	return r.loop(newWorker(0, r.cfg, r.out, r.stats))
+	return r.loop(newWorker(0, r.cfg, r.col))
 }
 
 // loop feeds one worker from the runner's source until it ends.
@@ -306,7 +327,7 @@ func (r *runner) runSharded() error {
 		for j := 0; j < 10; j++ {
 			free[i] <- &batch{items: make([]item, 0, batchSize), arena: make([]byte, 0, batchArena)}
 		}
-		w := newWorker(i, r.cfg, r.out, r.stats)
+		w := newWorker(i, r.cfg, r.col)
 		wg.Add(1)
 		go func(w *worker, in <-chan *batch, back chan<- *batch) {
 			defer wg.Done()
@@ -399,13 +420,16 @@ func RunParallel(srcs []Source, out Output, cfg Config) (*Stats, error) {
 	}
 	cfg.Workers = len(srcs)
 	st := &Stats{Started: time.Now()}
+	// Live sources tick on their own clocks: the collector does not align
+	// their batches, it orders each as it comes.
+	col := newCollector(cfg, out, st, len(srcs), false)
 	errs := make([]error, len(srcs))
 	runners := make([]*runner, len(srcs))
 	var wg sync.WaitGroup
 	for i, src := range srcs {
-		r := &runner{cfg: cfg, src: src, out: out, stats: st, dec: decode.NewDecoder(cfg.Defrag), seed: maphash.MakeSeed()}
+		r := &runner{cfg: cfg, src: src, out: out, stats: st, dec: decode.NewDecoder(cfg.Defrag), seed: maphash.MakeSeed(), col: col}
 		runners[i] = r
-		w := newWorker(i, cfg, out, st)
+		w := newWorker(i, cfg, col)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -424,5 +448,6 @@ func RunParallel(srcs []Source, out Output, cfg Config) (*Stats, error) {
 		st.defrag.Dropped += d.Dropped
 	}
 	st.mu.Unlock()
+	col.wait()
 	return st, errors.Join(errs...)
 }

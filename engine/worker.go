@@ -9,15 +9,16 @@ import (
 )
 
 // worker owns one flow table and one analyzer; it runs on one goroutine.
+// Events it emits are held until the next time tick and then handed to the
+// collector as one batch.
 type worker struct {
 	id       int
 	table    *flow.Table
 	analyzer Analyzer
-	enc      *event.Encoder
-	out      Output
+	col      *collector
 	stats    *Stats
-	observer *event.Observer
-	ev       event.Event // reused for flow records
+	clock    int64 // packet time the worker has reached (monotonic)
+	pending  *evBatch
 	// endReason reports flows still open when the run ends.
 	endReason flow.EndReason
 }
@@ -25,16 +26,14 @@ type worker struct {
 var _ flow.Handler = (*worker)(nil)
 var _ Emitter = (*worker)(nil)
 
-func newWorker(id int, cfg Config, out Output, st *Stats) *worker {
-	w := &worker{id: id, enc: event.NewEncoder(), out: out, stats: st, observer: cfg.Observer, endReason: cfg.EndReason}
+func newWorker(id int, cfg Config, col *collector) *worker {
+	w := &worker{id: id, col: col, stats: col.stats, endReason: cfg.EndReason, pending: &evBatch{}}
 	if w.endReason == flow.EndNone {
 		w.endReason = flow.EndCaptureEnd
 	}
 	fc := cfg.Flow
-	if fc.MaxFlows > 0 && cfg.Workers > 1 {
+	if cfg.Workers > 1 {
 		// The cap is for the whole process: share it among the workers.
-		fc.MaxFlows = max(1, fc.MaxFlows/cfg.Workers)
-	} else if cfg.Workers > 1 {
 		fc.MaxFlows = max(1, fc.WithDefaults().MaxFlows/cfg.Workers)
 	}
 	w.table = flow.NewTable(fc, w)
@@ -45,6 +44,7 @@ func newWorker(id int, cfg Config, out Output, st *Stats) *worker {
 }
 
 func (w *worker) packet(p *decode.Packet) {
+	w.clock = max(w.clock, p.Timestamp)
 	f, dir := w.table.Packet(p)
 	if w.analyzer != nil {
 		w.analyzer.Packet(f, dir, p)
@@ -52,10 +52,12 @@ func (w *worker) packet(p *decode.Packet) {
 }
 
 func (w *worker) tick(now int64) {
+	w.clock = max(w.clock, now)
 	w.table.Advance(now)
 	if w.analyzer != nil {
 		w.analyzer.Tick(now)
 	}
+	w.flush(now, false)
 }
 
 func (w *worker) finish() {
@@ -64,6 +66,15 @@ func (w *worker) finish() {
 		w.analyzer.Finish(w.table.Now())
 	}
 	w.stats.addFlows(w.table.Stats())
+	w.flush(w.clock, true)
+}
+
+// flush hands the events emitted since the last tick to the collector.
+func (w *worker) flush(now int64, last bool) {
+	b := w.pending
+	b.worker, b.tick, b.last = w.id, now, last
+	w.col.deliver(b)
+	w.pending = &evBatch{events: make([]stamped, 0, cap(b.events))}
 }
 
 // FlowStarted implements flow.Handler.
@@ -71,8 +82,7 @@ func (w *worker) FlowStarted(*flow.Flow) {}
 
 // FlowEnded implements flow.Handler: it emits the flow record.
 func (w *worker) FlowEnded(f *flow.Flow, reason flow.EndReason, final bool) {
-	ev := &w.ev
-	*ev = event.Event{}
+	ev := &event.Event{}
 	FillFlowEvent(ev, f, reason, final)
 	if w.analyzer != nil {
 		w.analyzer.FlowEnded(f, reason, final, ev)
@@ -80,22 +90,10 @@ func (w *worker) FlowEnded(f *flow.Flow, reason flow.EndReason, final bool) {
 	w.Emit(ev)
 }
 
-// Emit implements Emitter: it encodes the event and writes it out.
+// Emit implements Emitter: the event joins the worker's pending batch,
+// stamped with the packet time that produced it.
 func (w *worker) Emit(ev *event.Event) {
-	if ev.Observer == nil {
-		ev.Observer = w.observer
-	}
-	buf, err := w.enc.Encode(ev)
-	if err != nil {
-		w.stats.outErrors.Add(1)
-		return
-	}
-	key := ev.Phonehome.FlowID
-	if err := w.out.Write(buf.Bytes(), key, ev.Dataset); err != nil {
-		w.stats.outErrors.Add(1)
-	}
-	buf.Free()
-	w.stats.countEvent(ev.Dataset)
+	w.pending.events = append(w.pending.events, stamped{at: w.clock, ev: ev})
 }
 
 // Transport returns ECS network.transport for an IP protocol number.

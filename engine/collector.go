@@ -1,0 +1,259 @@
+package engine
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+
+	"github.com/phonehome/phonehome/event"
+)
+
+// stamped is an event with the packet time that produced it.
+type stamped struct {
+	at int64
+	ev *event.Event
+}
+
+// evBatch is what a worker emitted between two time ticks.
+type evBatch struct {
+	worker int
+	tick   int64
+	last   bool // the worker has finished
+	events []stamped
+}
+
+// collector orders the workers' events, runs the classifier over them, and
+// encodes and writes them. With aligned batches (replay) it waits for the
+// batch of the same tick from every worker, so the order it produces is the
+// same for one worker or many.
+type collector struct {
+	cfg     Config
+	out     Output
+	stats   *Stats
+	workers int
+	aligned bool
+	inline  bool // one worker: run on the worker's goroutine
+
+	in      chan *evBatch
+	done    chan struct{}
+	queues  [][]*evBatch
+	active  []bool
+	enc     *event.Encoder
+	encJobs []chan []*event.Event // one per encoder: a flow always goes to the same one
+	encWG   sync.WaitGroup
+	emitBuf []*event.Event
+	now     int64
+}
+
+func newCollector(cfg Config, out Output, st *Stats, workers int, aligned bool) *collector {
+	c := &collector{cfg: cfg, out: out, stats: st, workers: workers, aligned: aligned, inline: workers == 1,
+		queues: make([][]*evBatch, workers), active: make([]bool, workers), enc: event.NewEncoder()}
+	for i := range c.active {
+		c.active[i] = true
+	}
+	if !c.inline {
+		c.in = make(chan *evBatch, 4*workers)
+		c.done = make(chan struct{})
+		// Encoding is the costliest per-event step: spread it over as many
+		// goroutines as there are workers.
+		c.encJobs = make([]chan []*event.Event, workers)
+		for i := 0; i < workers; i++ {
+			jobs := make(chan []*event.Event, 4)
+			c.encJobs[i] = jobs
+			c.encWG.Add(1)
+			go func() {
+				defer c.encWG.Done()
+				enc := event.NewEncoder()
+				for job := range jobs {
+					for _, ev := range job {
+						c.write(enc, ev)
+					}
+				}
+			}()
+		}
+		go c.run()
+	}
+	return c
+}
+
+// deliver hands over a worker's batch.
+func (c *collector) deliver(b *evBatch) {
+	if c.inline {
+		c.process([]*evBatch{b})
+		if b.last {
+			c.finish()
+		}
+		return
+	}
+	c.in <- b
+}
+
+// wait blocks until every batch has been written.
+func (c *collector) wait() {
+	if !c.inline {
+		<-c.done
+	}
+}
+
+func (c *collector) run() {
+	defer close(c.done)
+	remaining := c.workers
+	for remaining > 0 {
+		b := <-c.in
+		if b.last {
+			remaining--
+		}
+		if !c.aligned {
+			c.process([]*evBatch{b})
+			continue
+		}
+		c.queues[b.worker] = append(c.queues[b.worker], b)
+		if b.last {
+			c.active[b.worker] = false
+		}
+		// Release every tick for which all still-running workers have
+		// delivered their batch. Workers see the same ticks in the same
+		// order, so the heads of the queues belong to the same tick.
+		for {
+			ready := true
+			any := false
+			for i := range c.queues {
+				if len(c.queues[i]) == 0 {
+					if c.active[i] {
+						ready = false
+					}
+					continue
+				}
+				any = true
+			}
+			if !ready || !any {
+				break
+			}
+			var group []*evBatch
+			for i := range c.queues {
+				if len(c.queues[i]) > 0 && (!c.queues[i][0].last || !c.active[i]) {
+					group = append(group, c.queues[i][0])
+					c.queues[i] = c.queues[i][1:]
+				}
+			}
+			if len(group) == 0 {
+				break
+			}
+			c.process(group)
+		}
+	}
+	c.finish()
+	for _, j := range c.encJobs {
+		close(j)
+	}
+	c.encWG.Wait()
+}
+
+// process orders a group of batches (one tick of every worker), classifies
+// and writes their events.
+func (c *collector) process(group []*evBatch) {
+	var all []stamped
+	if len(group) == 1 {
+		all = group[0].events
+	} else {
+		n := 0
+		for _, b := range group {
+			n += len(b.events)
+		}
+		all = make([]stamped, 0, n)
+		for _, b := range group {
+			all = append(all, b.events...)
+		}
+	}
+	// Stable: events of one flow come from one worker, already in order.
+	slices.SortStableFunc(all, func(a, b stamped) int {
+		if x := cmp.Compare(a.at, b.at); x != 0 {
+			return x
+		}
+		return cmp.Compare(a.ev.Phonehome.FlowID, b.ev.Phonehome.FlowID)
+	})
+	out := c.emitBuf[:0]
+	emit := func(ev *event.Event) { out = append(out, ev) }
+	for _, s := range all {
+		out = append(out, s.ev)
+		if c.cfg.Classifier != nil {
+			c.cfg.Classifier.Process(s.ev, emit)
+		}
+		c.now = max(c.now, s.at)
+	}
+	tick := group[0].tick
+	for _, b := range group {
+		tick = max(tick, b.tick)
+	}
+	if c.cfg.Classifier != nil && !group[0].last {
+		c.now = max(c.now, tick)
+		c.cfg.Classifier.Tick(c.now, emit)
+	}
+	c.emitBuf = out[:0]
+	c.writeAll(out)
+}
+
+func (c *collector) finish() {
+	if c.cfg.Classifier == nil {
+		return
+	}
+	var out []*event.Event
+	c.cfg.Classifier.Finish(c.now, func(ev *event.Event) { out = append(out, ev) })
+	c.writeAll(out)
+}
+
+// encChunk is how many events one encoding job carries.
+const encChunk = 512
+
+func (c *collector) writeAll(evs []*event.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	if c.inline {
+		for _, ev := range evs {
+			c.write(c.enc, ev)
+		}
+		return
+	}
+	// Encoding is spread over the encoders by flow id, so each flow's
+	// events keep their order in the output (Kafka partitions by flow).
+	jobs := make([][]*event.Event, c.workers)
+	for _, ev := range evs {
+		i := int(fnv32(ev.Phonehome.FlowID) % uint32(c.workers))
+		jobs[i] = append(jobs[i], ev)
+		if len(jobs[i]) >= encChunk {
+			c.encJobs[i] <- jobs[i]
+			jobs[i] = nil
+		}
+	}
+	for i, j := range jobs {
+		if len(j) > 0 {
+			c.encJobs[i] <- j
+		}
+	}
+}
+
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+func (c *collector) write(enc *event.Encoder, ev *event.Event) {
+	if ev.Observer == nil {
+		ev.Observer = c.cfg.Observer
+	}
+	buf, err := enc.Encode(ev)
+	if err != nil {
+		c.stats.outErrors.Add(1)
+		return
+	}
+	if err := c.out.Write(buf.Bytes(), ev.Phonehome.FlowID, ev.Dataset); err != nil {
+		c.stats.outErrors.Add(1)
+	}
+	buf.Free()
+	c.stats.countEvent(ev.Dataset)
+}

@@ -472,9 +472,10 @@ func (p *Phonehome) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if t := p.TLS; t != nil {
 		_ = enc.AddObject("tls", t)
 	}
-	if h := p.HTTP; h != nil && h.RequestIndex > 0 {
+	if h := p.HTTP; h != nil {
 		_ = enc.AddObject("http", objFunc(func(o zapcore.ObjectEncoder) error {
 			o.AddInt("request_index", h.RequestIndex)
+			addString(o, "outcome", h.Outcome)
 			return nil
 		}))
 	}

@@ -88,7 +88,8 @@ type TLSExtra struct {
 
 // HTTPExtra is phonehome.http.*.
 type HTTPExtra struct {
-	RequestIndex int // 1-based position on a keep-alive connection
+	RequestIndex int    // 1-based position on a keep-alive connection
+	Outcome      string // complete, no_response, incomplete, unmatched
 }
 
 // Evidence is one element of phonehome.evidence.

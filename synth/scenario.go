@@ -54,7 +54,11 @@ func Sample(w io.Writer) error {
 		return c.UDPExchange(l2, Endpoint{client, next()}, resolver, ts, rtt, q, r)
 	}
 	tlsFlow := func(l2 L2, client netip.Addr, server Endpoint, ts int64, sni string, alpn []string) error {
-		cert, err := SelfSigned(pkix.Name{CommonName: sni, Organization: []string{"Synthetic Test Server"}}, []string{sni}, SampleStart)
+		var names []string
+		if sni != "" {
+			names = []string{sni}
+		}
+		cert, err := SelfSigned(pkix.Name{CommonName: sni, Organization: []string{"Synthetic Test Server"}}, names, SampleStart)
 		if err != nil {
 			return err
 		}

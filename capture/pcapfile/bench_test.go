@@ -40,6 +40,7 @@ func TestZeroAllocsPerPacket(t *testing.T) {
 		{"pcap", genPcap(2000)},
 		{"pcapng", genPcapNG(2000)},
 		{"gzip", writeGzip(t, genPcap(2000))},
+		{"zstd", writeZstd(t, genPcap(2000))},
 	} {
 		r, err := NewReader(bytes.NewReader(tc.data), tc.name)
 		if err != nil {

@@ -18,6 +18,7 @@ func FuzzReader(f *testing.F) {
 	f.Add(genPcap(3))
 	f.Add(genPcapNG(3))
 	f.Add(writeGzip(f, genPcap(3)))
+	f.Add(writeZstd(f, genPcapNG(3)))
 	b := &ngBuilder{order: binary.BigEndian}
 	b.shb(1, 0).idb(layers.LinkTypeEthernet, 16, b.option(ngOptTsResol, []byte{0x80 | 20}), b.option(ngOptTsOffset, b.u64(5)))
 	b.spb(40, payload(1, 16)).pb(0, 9, payload(2, 9), 9).dsb(1, []byte("secret")).block(5, make([]byte, 20))

@@ -47,8 +47,8 @@ func NewMerger(readers ...*Reader) *Merger {
 // own order is kept. Packet.Data is valid until the next call.
 //
 // When a reader fails (corrupt record, or ErrTruncated at a cut end), Next
-// returns a *SourceError for it once, with index -1 and no packet; the
-// other readers continue on the following calls. io.EOF means every reader
+// returns a *SourceError for it once, with that reader's index and no
+// packet; the other readers continue on the following calls. io.EOF means every reader
 // is finished.
 func (m *Merger) Next() (Packet, int, error) {
 	if !m.started {
@@ -71,7 +71,7 @@ func (m *Merger) Next() (Packet, int, error) {
 	if m.queued > 0 {
 		e := &m.errs[len(m.errs)-m.queued]
 		m.queued--
-		return Packet{}, -1, e
+		return Packet{}, e.Index, e
 	}
 	if len(m.order.idx) == 0 {
 		return Packet{}, -1, io.EOF

@@ -52,7 +52,7 @@ func TestMerger(t *testing.T) {
 		}
 		if err != nil {
 			var se *SourceError
-			if !errors.As(err, &se) || src != -1 {
+			if !errors.As(err, &se) || src != se.Index {
 				t.Fatalf("error %v (src %d) is not a SourceError", err, src)
 			}
 			errs = append(errs, se)

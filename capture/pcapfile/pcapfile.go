@@ -1,5 +1,6 @@
 // Package pcapfile reads capture files (pcap, nanosecond pcap, pcapng, any of
-// them gzip-compressed) packet by packet without allocating, for replay.
+// them gzip- or zstd-compressed) packet by packet without allocating, for
+// replay.
 //
 // The format is detected from the magic number, never from the file name.
 // Packet data is handed out zero-copy from a large read buffer, so it is valid
@@ -16,6 +17,7 @@ import (
 	"strconv"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/klauspost/compress/zstd"
 )
 
 const (
@@ -34,6 +36,9 @@ const (
 	// MaxBlockLength bounds a pcapng block that is skipped rather than
 	// parsed (unknown, statistics, name resolution, oversized secrets).
 	MaxBlockLength = 16 << 20
+	// MaxZstdWindow bounds the zstd window (decoder history memory);
+	// zstd -19 uses 8 MiB, --ultra -22 128 MiB.
+	MaxZstdWindow = 128 << 20
 	// MaxInterfaces bounds the interfaces of one pcapng section.
 	MaxInterfaces = 4096
 	// maxInterfaceName bounds the stored if_name of an interface.
@@ -46,13 +51,13 @@ const (
 // Errors that the errors returned by this package wrap (test with errors.Is).
 var (
 	// ErrTruncated: the capture ends inside a record (a file killed
-	// mid-write, or a gzip stream cut short). Every packet before the cut
+	// mid-write, or a compressed stream cut short). Every packet before the cut
 	// was delivered; callers normally report it as a warning.
 	ErrTruncated = errors.New("truncated capture")
 	// ErrCorrupt: a header or record is invalid; the rest of the file
 	// cannot be trusted.
 	ErrCorrupt = errors.New("corrupt capture")
-	// ErrUnknownFormat: the magic number is not pcap, pcapng or gzip.
+	// ErrUnknownFormat: the magic number is not pcap, pcapng, gzip or zstd.
 	ErrUnknownFormat = errors.New("unknown capture format")
 )
 
@@ -126,11 +131,13 @@ type Reader struct {
 	size   int64
 
 	raw    *countingReader // counts bytes taken from the underlying file
-	rawBuf *bufio.Reader   // buffers raw; equals br unless gzip
-	gz     *gzip.Reader
-	br     *bufio.Reader // the decompressed capture stream
-	off    int64         // offset in the capture stream of br's next byte
-	err    error         // sticky: once set, Next returns it
+	rawBuf *bufio.Reader   // buffers raw; equals br unless compressed
+	// compression is "gzip", "zstd" or ""; decClose releases the decoder.
+	compression string
+	decClose    func()
+	br          *bufio.Reader // the decompressed capture stream
+	off         int64         // offset in the capture stream of br's next byte
+	err         error         // sticky: once set, Next returns it
 
 	format    Format
 	bigEndian bool
@@ -159,8 +166,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // Open opens the capture at path ("-" is standard input) and reads its
-// header. The format is detected from the magic number; gzip is undone
-// transparently.
+// header. The format is detected from the magic number; gzip and zstd are
+// undone transparently.
 func Open(path string) (*Reader, error) {
 	if path == "-" {
 		r, err := newReader(os.Stdin, "(stdin)", -1)
@@ -201,17 +208,10 @@ func newReader(src io.Reader, name string, size int64) (*Reader, error) {
 	r.rawBuf = bufio.NewReaderSize(r.raw, bufSize)
 	r.br = r.rawBuf
 	magic, err := r.rawBuf.Peek(4)
-	if len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		gz, err := gzip.NewReader(r.rawBuf)
-		if err != nil {
-			kind := error(ErrCorrupt)
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				kind = ErrTruncated
-			}
-			return nil, &Error{File: name, Offset: -1, Kind: kind, Detail: "gzip header: " + err.Error()}
-		}
-		r.gz = gz
-		r.br = bufio.NewReaderSize(gz, readBufferSize)
+	if dec, err := r.decompressor(magic); err != nil {
+		return nil, err
+	} else if dec != nil {
+		r.br = bufio.NewReaderSize(dec, readBufferSize)
 		magic, err = r.br.Peek(4)
 	}
 	if len(magic) < 4 {
@@ -234,6 +234,40 @@ func newReader(src io.Reader, name string, size int64) (*Reader, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// decompressor returns a decoder over rawBuf when magic announces gzip or
+// zstd, and nil for an uncompressed capture.
+func (r *Reader) decompressor(magic []byte) (io.Reader, error) {
+	var dec io.Reader
+	var err error
+	var format string
+	switch {
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		format = "gzip"
+		var gz *gzip.Reader
+		if gz, err = gzip.NewReader(r.rawBuf); err == nil {
+			dec, r.compression, r.decClose = gz, "gzip", func() { gz.Close() }
+		}
+	case len(magic) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd:
+		// Synchronous decoding (no goroutines) with a bounded window.
+		format = "zstd"
+		var zr *zstd.Decoder
+		if zr, err = zstd.NewReader(r.rawBuf, zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(MaxZstdWindow)); err == nil {
+			dec, r.compression, r.decClose = zr, "zstd", zr.Close
+		}
+	default:
+		return nil, nil
+	}
+	if err != nil {
+		kind := error(ErrCorrupt)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			kind = ErrTruncated
+		}
+		return nil, &Error{File: r.name, Offset: -1, Kind: kind, Detail: format + " header: " + err.Error()}
+	}
+	return dec, nil
 }
 
 // Next returns the next packet. It returns io.EOF at a clean end of the
@@ -263,8 +297,11 @@ func (r *Reader) Name() string { return r.name }
 // Format returns the container format.
 func (r *Reader) Format() Format { return r.format }
 
-// Compressed reports whether the capture is gzip-compressed.
-func (r *Reader) Compressed() bool { return r.gz != nil }
+// Compressed reports whether the capture is compressed.
+func (r *Reader) Compressed() bool { return r.compression != "" }
+
+// Compression returns "gzip", "zstd" or "" (uncompressed).
+func (r *Reader) Compression() string { return r.compression }
 
 // Size returns the size of the file in bytes, or -1 when unknown (stdin,
 // pipes, NewReader).
@@ -281,8 +318,9 @@ func (r *Reader) Offset() int64 { return r.off }
 // Close closes the file opened by Open. It does not close standard input
 // or the stream given to NewReader.
 func (r *Reader) Close() error {
-	if r.gz != nil {
-		r.gz.Close()
+	if r.decClose != nil {
+		r.decClose()
+		r.decClose = nil
 	}
 	if r.closer != nil {
 		c := r.closer
@@ -310,8 +348,8 @@ func (r *Reader) peek(n int, atBoundary bool, what string) ([]byte, error) {
 			return nil, io.EOF
 		}
 		detail := fmt.Sprintf("truncated %s: needs %d bytes, the file ends after %d (cut mid-write?)", what, n, len(b))
-		if err == io.ErrUnexpectedEOF && r.gz != nil {
-			detail = fmt.Sprintf("truncated %s: the gzip stream ends abruptly after %d of %d bytes (cut mid-write?)", what, len(b), n)
+		if err == io.ErrUnexpectedEOF && r.compression != "" {
+			detail = fmt.Sprintf("truncated %s: the %s stream ends abruptly after %d of %d bytes (cut mid-write?)", what, r.compression, len(b), n)
 		}
 		return nil, &Error{File: r.name, Offset: r.off, Kind: ErrTruncated, Detail: detail}
 	}
@@ -341,8 +379,8 @@ func (r *Reader) skip(start int64, n int, what string) error {
 
 func (r *Reader) ioError(err error) error {
 	kind := err
-	if r.gz != nil && !errors.Is(err, os.ErrClosed) {
-		// A gzip checksum or deflate error means damaged data, not a
+	if r.compression != "" && !errors.Is(err, os.ErrClosed) {
+		// A checksum or decoding error means damaged data, not a
 		// failing disk: classify it as corruption but keep the cause.
 		kind = fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}

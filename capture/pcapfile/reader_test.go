@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/klauspost/compress/zstd"
 )
 
 func mustRead(t *testing.T, data []byte, name string) []Packet {
@@ -209,17 +210,34 @@ func writeGzip(t testing.TB, data []byte) []byte {
 	return buf.Bytes()
 }
 
-func TestOpenGzipAndProgress(t *testing.T) {
+func writeZstd(t testing.TB, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestOpenCompressedAndProgress(t *testing.T) {
 	want := samplePackets(500, layers.LinkTypeEthernet, 1000)
 	plain := writePcap(false, 65535, layers.LinkTypeEthernet, want)
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name string
 		data []byte
-		gz   bool
+		gz   string
 	}{
-		{"plain.pcap.gz", plain, false}, // misleading name: detected by magic
-		{"packed.bin", writeGzip(t, plain), true},
+		{"plain.pcap.gz", plain, ""}, // misleading name: detected by magic
+		{"packed.bin", writeGzip(t, plain), "gzip"},
+		{"packed.pcap", writeZstd(t, plain), "zstd"},
 	} {
 		path := filepath.Join(dir, tc.name)
 		if err := os.WriteFile(path, tc.data, 0o600); err != nil {
@@ -229,8 +247,8 @@ func TestOpenGzipAndProgress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Compressed() != tc.gz || r.Size() != int64(len(tc.data)) {
-			t.Errorf("%s: compressed=%v size=%d", tc.name, r.Compressed(), r.Size())
+		if r.Compression() != tc.gz || r.Compressed() != (tc.gz != "") || r.Size() != int64(len(tc.data)) {
+			t.Errorf("%s: compression=%q size=%d", tc.name, r.Compression(), r.Size())
 		}
 		var prev int64
 		for i := range 250 {
@@ -241,7 +259,7 @@ func TestOpenGzipAndProgress(t *testing.T) {
 		if prev = r.BytesRead(); prev <= 0 || prev > r.Size() {
 			t.Errorf("%s: BytesRead %d mid-way of %d", tc.name, prev, r.Size())
 		}
-		if !tc.gz && prev != r.Offset() {
+		if tc.gz == "" && prev != r.Offset() {
 			t.Errorf("%s: BytesRead %d != offset %d for an uncompressed file", tc.name, prev, r.Offset())
 		}
 		got, err := readAll(r)
@@ -417,6 +435,7 @@ func TestTruncatedEverywhere(t *testing.T) {
 	pcapEnds := pcapRecordEnds(pcap)
 	ngEnds, ngIsPacket := ngRecordEnds(ng, map[uint32]bool{ngBlockEPB: true, ngBlockSPB: true})
 	gz := writeGzip(t, pcap)
+	zst := writeZstd(t, pcap)
 
 	for _, tc := range []struct {
 		name     string
@@ -448,6 +467,12 @@ func TestTruncatedEverywhere(t *testing.T) {
 			}
 			return -1, false // a cut gzip stream is truncated; how many packets depends on flushing
 		}},
+		{"zstd", zst, func(n int) (int, bool) {
+			if n == len(zst) {
+				return len(pcapEnds), true
+			}
+			return -1, false
+		}},
 	} {
 		for n := 0; n <= len(tc.data); n++ {
 			wantPkts, clean := tc.expected(n)
@@ -478,19 +503,27 @@ func TestMaxRecord(t *testing.T) {
 	checkPackets(t, mustRead(t, b.bytes(), "max.pcapng"), want)
 }
 
-// TestGzipCorrupt: damaged compressed data is a corrupt-capture error, not
-// a truncation, after the packets decoded before it.
-func TestGzipCorrupt(t *testing.T) {
+// TestCompressedCorrupt: damaged compressed data is a corrupt-capture
+// error, not a truncation.
+func TestCompressedCorrupt(t *testing.T) {
 	plain := writePcap(false, 65535, layers.LinkTypeEthernet, samplePackets(300, layers.LinkTypeEthernet, 1000))
 	gz := writeGzip(t, plain)
 	gz[len(gz)-6] ^= 0xff // inside the CRC-32 trailer
-	r, err := NewReader(bytes.NewReader(gz), "bad.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkts, err := readAll(r)
-	if !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), "checksum") {
-		t.Errorf("%d packets, err %v; want a gzip checksum error", len(pkts), err)
+	zst := writeZstd(t, plain)
+	zst[len(zst)-2] ^= 0xff // inside the xxhash checksum
+	for _, tc := range []struct {
+		name, want string
+		data       []byte
+	}{{"bad.gz", "gzip: invalid checksum", gz}, {"bad.zst", "CRC check failed", zst}} {
+		r, err := NewReader(bytes.NewReader(tc.data), tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkts, err := readAll(r)
+		if !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), tc.want) ||
+			!strings.HasPrefix(err.Error(), "pcapfile: "+tc.name+": offset ") {
+			t.Errorf("%s: %d packets, err %v; want a checksum error", tc.name, len(pkts), err)
+		}
 	}
 }
 

@@ -10,6 +10,20 @@
 // (the bytes seen first for a sequence number are the ones delivered, as most
 // stacks do), so a retransmission cannot rewrite what a dissector saw.
 //
+// The initial sequence number comes from the SYN, or from the first segment
+// seen when the handshake was missed (Stats.MidStream; data older than that
+// segment is then ignored as retransmission). Sequence numbers are compared
+// with serial-number arithmetic, and positions are kept as 64-bit stream
+// offsets, so wrap-around at 2^32 is transparent. A later SYN on an open
+// direction is not a new connection: the owner must Init on port reuse.
+//
+// A hole ends the direction (Gap, then Close) when it cannot be completed:
+// out-of-order data beyond the window (CloseLimit), a Budget refusal
+// (CloseBudget), RST (CloseGap), or no progress for Config.HoleTimeout of
+// packet time, checked on each Add and by Flush (CloseGap). A FIN behind a
+// hole waits for the retransmission like any other out-of-order segment.
+// Delivery does not resume after a gap.
+//
 // A Direction is not safe for concurrent use; a Budget is shared only between
 // the Directions of one goroutine (no locks).
 package reassembly
@@ -185,7 +199,7 @@ func (d *Direction) Add(seq uint32, payload []byte, syn, fin, rst bool, ts int64
 	startOff := d.nextOff
 	// Serial-number arithmetic: the signed 32-bit distance is valid for any
 	// segment within 2 GiB of the expected one, which covers every window.
-	off := int64(d.nextOff) + (int64(seq) - int64(d.nextSeq))
+	off := int64(d.nextOff) + int64(int32(seq-d.nextSeq))
 	end := off + int64(len(payload))
 	if fin && !d.haveFin && end >= 0 && uint64(end) >= d.nextOff {
 		d.haveFin = true

@@ -15,6 +15,7 @@ import (
 	"github.com/phonehome/phonehome/capture/decode"
 	"github.com/phonehome/phonehome/capture/flow"
 	"github.com/phonehome/phonehome/capture/pcapfile"
+	"github.com/phonehome/phonehome/classify/dissect"
 	"github.com/phonehome/phonehome/engine"
 	"github.com/phonehome/phonehome/event"
 )
@@ -91,11 +92,13 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	out := newLineWriter(dst)
 
 	src := &mergeSource{m: pcapfile.NewMerger(readers...)}
+	var dstats dissect.Stats
 	host, _ := os.Hostname()
 	cfg := engine.Config{
-		Workers:  rf.workers,
-		Flow:     flow.Config{CommunityIDSeed: uint16(rf.seed), MaxFlows: rf.maxFlows},
-		Observer: &event.Observer{Hostname: host, Name: host, Version: version},
+		Workers:     rf.workers,
+		Flow:        flow.Config{CommunityIDSeed: uint16(rf.seed), MaxFlows: rf.maxFlows},
+		Observer:    &event.Observer{Hostname: host, Name: host, Version: version},
+		NewAnalyzer: dissect.New(dissect.Config{}, rf.workers, &dstats),
 		OnSourceError: func(err error) {
 			var pe *pcapfile.Error
 			if errors.As(err, &pe) {

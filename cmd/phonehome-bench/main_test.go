@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/phonehome/phonehome/capture/pcapfile"
+	"github.com/phonehome/phonehome/synth"
+)
+
+// TestMain lets the test binary act as the floor child, as the real
+// command does when bench runs os.Executable().
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == floorArg {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// sampleCapture writes the project's sample capture to a temporary file and
+// returns its path and packet count according to pcapfile.
+func sampleCapture(t *testing.T) (string, uint64) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := synth.Sample(&buf); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "sample.pcap")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for {
+		if _, err := r.Next(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return path, n
+}
+
+func TestFloorCountsEveryFrame(t *testing.T) {
+	path, want := sampleCapture(t)
+	c, err := floor(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Packets != want || c.Transport == 0 || c.Transport > c.Packets {
+		t.Fatalf("floor %+v, want %d packets, some of them TCP or UDP", c, want)
+	}
+	back, err := parseFloorCounts(c.String())
+	if err != nil || back != c {
+		t.Fatalf("round trip of %q: %+v, %v", c.String(), back, err)
+	}
+}
+
+func TestFloorRejectsPcapNG(t *testing.T) {
+	// A pcapng section header block: the floor (pcapgo.Reader) cannot time it.
+	shb := []byte{0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 28, 0, 0, 0}
+	if _, err := floorRead(bytes.NewReader(shb)); err == nil {
+		t.Fatal("pcapng accepted by the classic-pcap floor")
+	}
+}
+
+// summaryOf is cmd/phonehome's summary for a run, as printSummary writes it.
+func summaryOf(frames, events int) string {
+	return fmt.Sprintf(`phonehome replay summary
+  packets   %d frames, %d decoded, 264.3 MB captured (264.3 MB on the wire)
+  flows     2584 created, 0 evicted at the cap
+  records   end_of_capture=2584
+  events    %d: phonehome.flow=2584
+  skipped   none
+  elapsed   328ms, 832426 packets/s, 804.6 MB/s
+`, frames, frames, events)
+}
+
+func TestParseSummary(t *testing.T) {
+	s, err := parseSummary(summaryOf(273422, 2584))
+	if err != nil || s.Frames != 273422 || s.Events != 2584 {
+		t.Fatalf("got %+v, %v", s, err)
+	}
+	if _, err := parseSummary("phonehome replay: open x: no such file\n"); err == nil {
+		t.Fatal("a summary without counts was accepted")
+	}
+}
+
+// TestBenchEndToEnd runs the whole benchmark on the sample capture with a
+// stand-in for phonehome (a shell script that prints a summary unless
+// --quiet), checking the counts, the timings and the report.
+func TestBenchEndToEnd(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh for the stand-in phonehome")
+	}
+	path, packets := sampleCapture(t)
+	script := filepath.Join(t.TempDir(), "phonehome")
+	body := "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\ncat >&2 <<'EOF'\n" + summaryOf(int(packets), 77) + "EOF\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out, log bytes.Buffer
+	if rc := run([]string{"-capture", path, "-phonehome", script, "-runs", "2"}, &out, &log); rc != 0 {
+		t.Fatalf("exit %d: %s", rc, log.String())
+	}
+	rep := out.String()
+	for _, want := range []string{
+		fmt.Sprintf("%d packets", packets),
+		"floor (gopacket pcapgo+DLP)",
+		"replay --workers 1",
+		"replay --workers 2",
+		"events: 77 (1 worker), 77 (2 workers)",
+		"replay(1 worker) / floor time:",
+		"speedup of 2 workers over 1:",
+	} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("report lacks %q:\n%s", want, rep)
+		}
+	}
+	for _, line := range strings.Split(rep, "\n") {
+		if strings.HasPrefix(line, "note:") && !strings.Contains(line, "CPU:") {
+			t.Errorf("unexpected %q (counts disagree?)", line)
+		}
+	}
+	if n := strings.Count(log.String(), "  run "); n != 6 {
+		t.Errorf("%d timed runs logged, want 2 runs x 3 configurations:\n%s", n, log.String())
+	}
+}
+
+func TestBenchFailsOnBrokenReplay(t *testing.T) {
+	path, _ := sampleCapture(t)
+	script := filepath.Join(t.TempDir(), "phonehome")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'replay: boom' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out, log bytes.Buffer
+	if rc := run([]string{"-capture", path, "-phonehome", script, "-runs", "1"}, &out, &log); rc != 1 || !strings.Contains(log.String(), "boom") {
+		t.Fatalf("exit %d, log %q; want 1 and the child's stderr", rc, log.String())
+	}
+}

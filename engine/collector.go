@@ -256,4 +256,7 @@ func (c *collector) write(enc *event.Encoder, ev *event.Event) {
 	}
 	buf.Free()
 	c.stats.countEvent(ev.Dataset)
+	if ev.Kind == "alert" && ev.Rule != nil {
+		c.stats.countAlert(ev.Rule.ID)
+	}
 }

@@ -107,6 +107,18 @@ type Config struct {
 	// EndReason is what the flows still open at the end are reported as
 	// (default end_of_capture; the daemon uses shutdown).
 	EndReason flow.EndReason
+	// Stats, if set, receives the run's counters as they change (the daemon
+	// reads them for metrics while the run goes on).
+	Stats *Stats
+}
+
+func (c *Config) newStats() *Stats {
+	st := c.Stats
+	if st == nil {
+		st = &Stats{}
+	}
+	st.Started = time.Now()
+	return st
 }
 
 // Stats are the run's counters. Fields are updated atomically.
@@ -121,10 +133,30 @@ type Stats struct {
 	FirstPacket  atomic.Int64
 	LastPacket   atomic.Int64
 
+	Alerts sync.Map // rule id -> *atomic.Uint64
+
 	mu        sync.Mutex
-	flows     flow.Stats
+	flows     map[int]flow.Stats // per worker, refreshed every tick
 	defrag    decode.DefragStats
 	outErrors atomic.Uint64
+}
+
+// AlertCounts returns the number of alerts per rule id.
+func (s *Stats) AlertCounts() map[string]uint64 {
+	out := map[string]uint64{}
+	s.Alerts.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return out
+}
+
+func (s *Stats) countAlert(rule string) {
+	v, ok := s.Alerts.Load(rule)
+	if !ok {
+		v, _ = s.Alerts.LoadOrStore(rule, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
 }
 
 // EventCounts returns the number of events per dataset.
@@ -145,11 +177,21 @@ func (s *Stats) countEvent(dataset string) {
 	v.(*atomic.Uint64).Add(1)
 }
 
-// Flows returns the flow table counters summed over workers (valid after Run).
+// Flows returns the flow table counters summed over workers, as of their
+// last time tick (and exactly, once Run returned).
 func (s *Stats) Flows() flow.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.flows
+	var sum flow.Stats
+	for _, fs := range s.flows {
+		sum.Active += fs.Active
+		sum.Created += fs.Created
+		sum.Evicted += fs.Evicted
+		for i := range fs.Ended {
+			sum.Ended[i] += fs.Ended[i]
+		}
+	}
+	return sum
 }
 
 // Defrag returns the defragmenter's counters (valid after Run).
@@ -162,15 +204,13 @@ func (s *Stats) Defrag() decode.DefragStats {
 // OutputErrors counts events the output refused.
 func (s *Stats) OutputErrors() uint64 { return s.outErrors.Load() }
 
-func (s *Stats) addFlows(fs flow.Stats) {
+func (s *Stats) setFlows(worker int, fs flow.Stats) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.flows.Active += fs.Active
-	s.flows.Created += fs.Created
-	s.flows.Evicted += fs.Evicted
-	for i := range fs.Ended {
-		s.flows.Ended[i] += fs.Ended[i]
+	if s.flows == nil {
+		s.flows = map[int]flow.Stats{}
 	}
+	s.flows[worker] = fs
 }
 
 // Run reads src to the end and processes every frame. It returns the stats
@@ -180,7 +220,7 @@ func Run(src Source, out Output, cfg Config) (*Stats, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
 	}
-	st := &Stats{Started: time.Now()}
+	st := cfg.newStats()
 	r := &runner{cfg: cfg, src: src, out: out, stats: st, dec: decode.NewDecoder(cfg.Defrag), seed: maphash.MakeSeed()}
 	r.col = newCollector(cfg, out, st, cfg.Workers, true)
 	var err error
@@ -370,12 +410,12 @@ func (r *runner) runSharded() error {
 			continue
 		}
 		if now, due := r.tickDue(p.Timestamp); due {
+			// Ticks go to every worker at the same point of the stream, and
+			// send what is batched so a quiet live link still moves.
 			for i := 0; i < n; i++ {
 				b := get(i)
 				b.items = append(b.items, item{tick: now})
-				if len(b.items) == cap(b.items) {
-					send(i)
-				}
+				send(i)
 			}
 		}
 		if !ok {
@@ -419,7 +459,7 @@ func RunParallel(srcs []Source, out Output, cfg Config) (*Stats, error) {
 		return nil, errors.New("engine: no source")
 	}
 	cfg.Workers = len(srcs)
-	st := &Stats{Started: time.Now()}
+	st := cfg.newStats()
 	// Live sources tick on their own clocks: the collector does not align
 	// their batches, it orders each as it comes.
 	col := newCollector(cfg, out, st, len(srcs), false)

@@ -57,6 +57,7 @@ func (w *worker) tick(now int64) {
 	if w.analyzer != nil {
 		w.analyzer.Tick(now)
 	}
+	w.stats.setFlows(w.id, w.table.Stats())
 	w.flush(now, false)
 }
 
@@ -65,7 +66,7 @@ func (w *worker) finish() {
 	if w.analyzer != nil {
 		w.analyzer.Finish(w.table.Now())
 	}
-	w.stats.addFlows(w.table.Stats())
+	w.stats.setFlows(w.id, w.table.Stats())
 	w.flush(w.clock, true)
 }
 

@@ -79,9 +79,10 @@ func Handshake(client, server *tls.Config, request, response []byte) ([]Flight, 
 	ca := &recordingConn{Conn: a, mu: &mu, log: &log, fromClient: true}
 	sb := &recordingConn{Conn: b, mu: &mu, log: &log, fromClient: false}
 	errc := make(chan error, 1)
+	// The server never sends close_notify: the recording must end with the
+	// response, whatever the goroutines' timing.
 	go func() {
 		s := tls.Server(sb, server)
-		defer s.Close()
 		if err := s.Handshake(); err != nil {
 			errc <- err
 			return
@@ -97,6 +98,8 @@ func Handshake(client, server *tls.Config, request, response []byte) ([]Flight, 
 	c := tls.Client(ca, client)
 	if err := c.Handshake(); err != nil {
 		a.Close()
+		b.Close()
+		<-errc
 		return nil, fmt.Errorf("synth: handshake: %w", err)
 	}
 	if _, err := c.Write(request); err != nil {
@@ -113,7 +116,7 @@ func Handshake(client, server *tls.Config, request, response []byte) ([]Flight, 
 	b.Close()
 	mu.Lock()
 	defer mu.Unlock()
-	return log, nil
+	return append([]Flight(nil), log...), nil
 }
 
 func ioReadFull(c net.Conn, buf []byte) (int, error) {

@@ -239,15 +239,16 @@ func Run(src Source, out Output, cfg Config) (*Stats, error) {
 }
 
 type runner struct {
-	col      *collector
-	cfg      Config
-	src      Source
-	out      Output
-	stats    *Stats
-	dec      *decode.Decoder
-	seed     maphash.Seed
-	lastTick int64 // whole second of packet time last ticked
-	progress time.Time
+	col       *collector
+	cfg       Config
+	src       Source
+	out       Output
+	stats     *Stats
+	dec       *decode.Decoder
+	seed      maphash.Seed
+	lastTick  int64 // whole second of packet time last ticked
+	sinceTick int   // packets since the last tick
+	progress  time.Time
 }
 
 // read pulls the next frame, decodes it into p and reports whether p holds a
@@ -295,12 +296,26 @@ func (r *runner) read(p *decode.Packet) (ok, done bool, err error) {
 	return true, false, nil
 }
 
-// tickDue reports whether packet time ts has entered a new whole second.
+// tickEvery bounds the packets between two ticks. Ticks flush the workers'
+// events to the collector, so a flood inside one second of packet time
+// (millions of new flows) cannot pile up events in memory. The count is
+// taken where packets enter the engine, so ticks fall at the same points of
+// the stream whatever the number of workers.
+const tickEvery = 4096
+
+// tickDue reports whether packet time ts has entered a new whole second, or
+// tickEvery packets went by since the last tick.
 func (r *runner) tickDue(ts int64) (int64, bool) {
+	r.sinceTick++
 	sec := ts / int64(time.Second)
 	if sec > r.lastTick {
 		r.lastTick = sec
+		r.sinceTick = 0
 		return sec * int64(time.Second), true
+	}
+	if r.sinceTick >= tickEvery {
+		r.sinceTick = 0
+		return max(ts, r.lastTick*int64(time.Second)), true
 	}
 	return 0, false
 }

@@ -134,6 +134,24 @@ func compileFilter(expr string, linkType uint32, snapLen int) ([]bpf.RawInstruct
 	return raw, nil
 }
 
+// Classic BPF ancillary load of the packet type (linux/filter.h).
+const (
+	skfAdOff     = 0xfffff000 // SKF_AD_OFF (-0x1000)
+	skfAdPktType = 4          // SKF_AD_PKTTYPE
+)
+
+// skipOutgoing returns BPF instructions that drop packets the host sends:
+// on loopback every packet is seen leaving and again arriving, and libpcap
+// drops the first copy too. Jumps in the program that follows are relative,
+// so it can be prefixed as is.
+func skipOutgoing() []bpf.RawInstruction {
+	return []bpf.RawInstruction{
+		{Op: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfAdOff + skfAdPktType},
+		{Op: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.PACKET_OUTGOING},
+		{Op: unix.BPF_RET | unix.BPF_K, K: 0},
+	}
+}
+
 // openAFPacket opens cfg.Workers sockets on interface index, joined to one
 // fanout group when there are several.
 func openAFPacket(cfg Config, index int) (_ []*afpSource, err error) {
@@ -151,6 +169,9 @@ func openAFPacket(cfg Config, index int) (_ []*afpSource, err error) {
 	filter, err := compileFilter(cfg.BPF, linkType, cfg.SnapLen)
 	if err != nil {
 		return nil, fmt.Errorf("live: afpacket %s: filter %q: %w", name, cfg.BPF, err)
+	}
+	if arphrd == arphrdLoopback {
+		filter = append(skipOutgoing(), filter...)
 	}
 	blockSize, numBlocks := ringGeometry(cfg.BufferSize, cfg.SnapLen)
 	group := cfg.FanoutGroup + uint16(index) // a fanout group spans one device

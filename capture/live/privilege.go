@@ -37,8 +37,9 @@ func (c Capabilities) Has(capNum int) bool { return c.Effective&(1<<capNum) != 0
 // sockets (both engines).
 func (c Capabilities) NetRaw() bool { return c.Has(CapNetRaw) }
 
-// NetAdmin reports whether CAP_NET_ADMIN is effective: lets libpcap raise
-// its socket buffer above net.core.rmem_max; not needed otherwise.
+// NetAdmin reports whether CAP_NET_ADMIN is effective. Neither engine needs
+// it for what the daemon does (libpcap wants it only for wireless monitor
+// mode and hardware timestamps); it is reported for diagnostics.
 func (c Capabilities) NetAdmin() bool { return c.Has(CapNetAdmin) }
 
 // CheckCapabilities reads the calling thread's capability sets from
@@ -134,7 +135,8 @@ func parseIDs(val string, out []int) error {
 // user, its primary group and its supplementary groups, then checks that it
 // cannot become root again and holds no capability. Open the capture first:
 // the open sockets keep working. It refuses to switch to root and, when the
-// process is not root, succeeds only if it already runs as that user.
+// process is not root, succeeds only if it already runs as that user. On
+// error the process may be half switched: it must exit.
 func DropPrivileges(name string) error {
 	if name == "" {
 		return errors.New("live: drop privileges: no user given")

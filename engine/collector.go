@@ -8,18 +8,12 @@ import (
 	"github.com/phonehome/phonehome/event"
 )
 
-// stamped is an event with the packet time that produced it.
-type stamped struct {
-	at int64
-	ev *event.Event
-}
-
 // evBatch is what a worker emitted between two time ticks.
 type evBatch struct {
 	worker int
 	tick   int64
 	last   bool // the worker has finished
-	events []stamped
+	events []*event.Event
 }
 
 // collector orders the workers' events, runs the classifier over them, and
@@ -152,7 +146,7 @@ func (c *collector) run() {
 // process orders a group of batches (one tick of every worker), classifies
 // and writes their events.
 func (c *collector) process(group []*evBatch) {
-	var all []stamped
+	var all []*event.Event
 	if len(group) == 1 {
 		all = group[0].events
 	} else {
@@ -160,26 +154,28 @@ func (c *collector) process(group []*evBatch) {
 		for _, b := range group {
 			n += len(b.events)
 		}
-		all = make([]stamped, 0, n)
+		all = make([]*event.Event, 0, n)
 		for _, b := range group {
 			all = append(all, b.events...)
 		}
 	}
-	// Stable: events of one flow come from one worker, already in order.
-	slices.SortStableFunc(all, func(a, b stamped) int {
-		if x := cmp.Compare(a.at, b.at); x != 0 {
+	// Order by the events' own packet times, then flow id: both depend only
+	// on the packets, so one worker or many give the same order. Stable:
+	// events of one flow come from one worker, already in order.
+	slices.SortStableFunc(all, func(a, b *event.Event) int {
+		if x := cmp.Compare(a.Timestamp, b.Timestamp); x != 0 {
 			return x
 		}
-		return cmp.Compare(a.ev.Phonehome.FlowID, b.ev.Phonehome.FlowID)
+		return cmp.Compare(a.Phonehome.FlowID, b.Phonehome.FlowID)
 	})
 	out := c.emitBuf[:0]
 	emit := func(ev *event.Event) { out = append(out, ev) }
-	for _, s := range all {
-		out = append(out, s.ev)
+	for _, ev := range all {
+		out = append(out, ev)
 		if c.cfg.Classifier != nil {
-			c.cfg.Classifier.Process(s.ev, emit)
+			c.cfg.Classifier.Process(ev, emit)
 		}
-		c.now = max(c.now, s.at)
+		c.now = max(c.now, ev.Timestamp)
 	}
 	tick := group[0].tick
 	for _, b := range group {

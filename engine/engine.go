@@ -9,24 +9,39 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/phonehome/phonehome/capture/decode"
 	"github.com/phonehome/phonehome/capture/flow"
 	"github.com/phonehome/phonehome/event"
 )
 
-// Frame is one captured frame. Data is valid until the source's next call.
+// Frame is one captured frame. Data is valid until the source's next call,
+// or for as long as Owner is retained.
 type Frame struct {
 	Data      []byte
 	Timestamp int64 // unix ns
 	Length    int   // original length on the wire
 	LinkType  uint32
 	Interface int
+	// Owner, if set, is the reference-counted buffer Data lies in: holding
+	// a reference keeps Data valid past the source's next call, so sharded
+	// runs hand payloads to the workers without copying them. nil means Data
+	// is reused by the next call (the engine then copies what it keeps).
+	Owner Retainer
+}
+
+// Retainer is a reference-counted buffer (pcapfile.Chunk implements it).
+// Retain and Release may be called from any goroutine; Release must be
+// called once per Retain.
+type Retainer interface {
+	Retain()
+	Release()
 }
 
 // Source yields frames in time order; io.EOF ends it. Errors other than
@@ -221,7 +236,7 @@ func Run(src Source, out Output, cfg Config) (*Stats, error) {
 		cfg.Workers = 1
 	}
 	st := cfg.newStats()
-	r := &runner{cfg: cfg, src: src, out: out, stats: st, dec: decode.NewDecoder(cfg.Defrag), seed: maphash.MakeSeed()}
+	r := &runner{cfg: cfg, src: src, out: out, stats: st, dec: decode.NewDecoder(cfg.Defrag), seed: rand.Uint64()}
 	r.col = newCollector(cfg, out, st, cfg.Workers, true)
 	var err error
 	if cfg.Workers == 1 {
@@ -245,30 +260,31 @@ type runner struct {
 	out       Output
 	stats     *Stats
 	dec       *decode.Decoder
-	seed      maphash.Seed
-	lastTick  int64 // whole second of packet time last ticked
-	sinceTick int   // packets since the last tick
+	seed      uint64 // shard hash seed, random per run
+	lastTick  int64  // whole second of packet time last ticked
+	sinceTick int    // packets since the last tick
 	progress  time.Time
 }
 
 // read pulls the next frame, decodes it into p and reports whether p holds a
-// packet. done is true at the end of the source.
-func (r *runner) read(p *decode.Packet) (ok, done bool, err error) {
-	fr, err := r.src.Next()
+// packet. done is true at the end of the source. It also returns the frame,
+// which p's payload may alias.
+func (r *runner) read(p *decode.Packet) (fr Frame, ok, done bool, err error) {
+	fr, err = r.src.Next()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return false, true, nil
+			return fr, false, true, nil
 		}
 		if errors.Is(err, ErrNoPacket) {
-			return false, false, errNoPacket
+			return fr, false, false, errNoPacket
 		}
 		if errors.Is(err, ErrContinue) {
 			if r.cfg.OnSourceError != nil {
 				r.cfg.OnSourceError(err)
 			}
-			return false, false, nil
+			return fr, false, false, nil
 		}
-		return false, true, fmt.Errorf("engine: read: %w", err)
+		return fr, false, true, fmt.Errorf("engine: read: %w", err)
 	}
 	st := r.stats
 	st.Frames.Add(1)
@@ -289,11 +305,11 @@ func (r *runner) read(p *decode.Packet) (ok, done bool, err error) {
 	reason := r.dec.Decode(p, fr.LinkType, fr.Data, fr.Timestamp, fr.Length)
 	if reason != decode.OK {
 		st.Skipped[reason].Add(1)
-		return false, false, nil
+		return fr, false, false, nil
 	}
 	p.Interface = fr.Interface
 	st.Packets.Add(1)
-	return true, false, nil
+	return fr, true, false, nil
 }
 
 // tickEvery bounds the packets between two ticks. Ticks flush the workers'
@@ -331,7 +347,7 @@ func (r *runner) runInline() error {
 func (r *runner) loop(w *worker) error {
 	var p decode.Packet
 	for {
-		ok, done, err := r.read(&p)
+		_, ok, done, err := r.read(&p)
 		if done {
 			w.finish()
 			return err
@@ -353,113 +369,180 @@ func (r *runner) loop(w *worker) error {
 	}
 }
 
-// batchSize is how many packets go to a worker at once: large enough to
+// batchSize is how many packets go to the workers at once: large enough to
 // amortise channel operations, small enough to keep latency and memory low.
-const batchSize = 256
+const batchSize = 512
 
-// batchArena is the payload bytes a batch holds before it is sent early.
-const batchArena = 256 << 10
+// batchArena is the payload bytes a batch copies (from sources without
+// Frame.Owner, and reassembled fragments) before it is sent early.
+const batchArena = 512 << 10
 
+// batchesInFlight bounds the batches of a sharded run: the reading
+// goroutine waits for a free one when all are queued or being processed.
+const batchesInFlight = 16
+
+// item is one slot of a batch: a packet for one worker, a time tick for
+// every worker, or both (the tick comes first).
 type item struct {
-	p    decode.Packet
-	tick int64 // non-zero: a time tick, not a packet
+	p     decode.Packet
+	tick  int64 // non-zero: every worker advances to this time first
+	shard int32 // the worker that takes p; -1: no packet (a tick alone)
 }
 
+// batch is a stretch of the stream that every worker sees: each takes its
+// own shard's packets and all of the ticks, so ticks fall at the same point
+// of every worker's stream. The packets are decoded once, in place.
 type batch struct {
-	items []item
-	arena []byte
+	items  []item
+	arena  []byte
+	owners []Retainer    // source buffers the payloads alias, held until done
+	left   atomic.Int32  // workers yet to finish with the batch
+	free   chan<- *batch // where the last worker returns it
+}
+
+// done is called by each worker after its pass; the last one releases the
+// source buffers and recycles the batch.
+func (b *batch) done() {
+	if b.left.Add(-1) != 0 {
+		return
+	}
+	for i, o := range b.owners {
+		o.Release()
+		b.owners[i] = nil
+	}
+	b.items, b.arena, b.owners = b.items[:0], b.arena[:0], b.owners[:0]
+	b.free <- b
+}
+
+// hold makes payload, which the packet in the batch's last slot refers to,
+// outlive the source's next call: by retaining the frame's owner when
+// payload lies in the frame, else by copying it into the arena. It reports
+// false when the arena is full: the slot must move to a new batch.
+func (b *batch) hold(payload []byte, fr *Frame) bool {
+	if fr.Owner != nil && within(payload, fr.Data) {
+		if n := len(b.owners); n == 0 || b.owners[n-1] != fr.Owner {
+			fr.Owner.Retain()
+			b.owners = append(b.owners, fr.Owner)
+		}
+		return true
+	}
+	if len(b.arena)+len(payload) > cap(b.arena) && len(b.arena) > 0 {
+		return false
+	}
+	// Only a payload larger than the whole arena makes append reallocate,
+	// and then nothing else in the batch uses the arena yet.
+	start := len(b.arena)
+	b.arena = append(b.arena, payload...)
+	b.items[len(b.items)-1].p.Payload = b.arena[start:len(b.arena):len(b.arena)]
+	return true
+}
+
+// within reports whether sub lies inside buf's memory (a reassembled
+// packet's payload lies in the defragmenter's buffer instead).
+func within(sub, buf []byte) bool {
+	if len(buf) == 0 {
+		return false
+	}
+	s, b := uintptr(unsafe.Pointer(unsafe.SliceData(sub))), uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	return s >= b && s+uintptr(len(sub)) <= b+uintptr(len(buf))
 }
 
 func (r *runner) runSharded() error {
 	n := r.cfg.Workers
+	free := make(chan *batch, batchesInFlight)
+	for range batchesInFlight {
+		free <- &batch{items: make([]item, 0, batchSize), arena: make([]byte, 0, batchArena), free: free}
+	}
+	// With at most batchesInFlight batches, sends to work never block: the
+	// reading goroutine waits only on free.
 	work := make([]chan *batch, n)
-	free := make([]chan *batch, n)
-	cur := make([]*batch, n)
 	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		work[i] = make(chan *batch, 8)
-		free[i] = make(chan *batch, 10)
-		for j := 0; j < 10; j++ {
-			free[i] <- &batch{items: make([]item, 0, batchSize), arena: make([]byte, 0, batchArena)}
-		}
+	for i := range n {
+		work[i] = make(chan *batch, batchesInFlight)
 		w := newWorker(i, r.cfg, r.col)
 		wg.Add(1)
-		go func(w *worker, in <-chan *batch, back chan<- *batch) {
+		go func(w *worker, in <-chan *batch, shard int32) {
 			defer wg.Done()
 			for b := range in {
 				for k := range b.items {
 					it := &b.items[k]
 					if it.tick != 0 {
 						w.tick(it.tick)
-						continue
 					}
-					w.packet(&it.p)
+					if it.shard == shard {
+						w.packet(&it.p)
+					}
 				}
-				b.items, b.arena = b.items[:0], b.arena[:0]
-				back <- b
+				b.done()
 			}
 			w.finish()
-		}(w, work[i], free[i])
+		}(w, work[i], int32(i))
 	}
-	send := func(i int) {
-		work[i] <- cur[i]
-		cur[i] = nil
-	}
-	get := func(i int) *batch {
-		if cur[i] == nil {
-			cur[i] = <-free[i]
+	var cur *batch
+	send := func() {
+		cur.left.Store(int32(n))
+		for _, ch := range work {
+			ch <- cur
 		}
-		return cur[i]
+		cur = nil
 	}
-	var p decode.Packet
 	var err error
 	for {
-		ok, done, rerr := r.read(&p)
+		if cur == nil {
+			cur = <-free
+		}
+		// Decode straight into the next slot; drop the slot if no packet.
+		cur.items = cur.items[:len(cur.items)+1]
+		it := &cur.items[len(cur.items)-1]
+		fr, ok, done, rerr := r.read(&it.p)
+		if !ok {
+			cur.items = cur.items[:len(cur.items)-1]
+		}
 		if done {
 			err = rerr
 			break
 		}
 		if rerr == errNoPacket {
-			p.Timestamp = time.Now().UnixNano()
-		} else if !ok {
-			continue
-		}
-		if now, due := r.tickDue(p.Timestamp); due {
-			// Ticks go to every worker at the same point of the stream, and
-			// send what is batched so a quiet live link still moves.
-			for i := 0; i < n; i++ {
-				b := get(i)
-				b.items = append(b.items, item{tick: now})
-				send(i)
+			// Idle live source: wall-clock time expires flows, and what is
+			// batched goes out so a quiet link still moves.
+			if now, due := r.tickDue(time.Now().UnixNano()); due {
+				cur.items = append(cur.items, item{tick: now, shard: -1})
+				send()
 			}
+			continue
 		}
 		if !ok {
 			continue
 		}
-		k, _ := flow.KeyOf(&p)
-		i := int(k.Hash(r.seed) % uint64(n))
-		b := get(i)
-		if len(b.arena)+len(p.Payload) > cap(b.arena) && len(b.items) > 0 {
-			send(i)
-			b = get(i)
+		it.tick = 0
+		it.shard = int32(flow.ShardHash(&it.p, r.seed) % uint64(n))
+		ts := it.p.Timestamp
+		if len(it.p.Payload) > 0 && !cur.hold(it.p.Payload, &fr) {
+			// The arena is full: the packet moves to a new batch (rare, and
+			// only for sources without Owner).
+			moved := *it
+			cur.items = cur.items[:len(cur.items)-1]
+			send()
+			cur = <-free
+			cur.items = append(cur.items, moved)
+			cur.hold(moved.p.Payload, &fr)
 		}
-		b.items = append(b.items, item{p: p})
-		it := &b.items[len(b.items)-1]
-		if len(p.Payload) > 0 {
-			// The frame buffer is reused by the source: copy the payload.
-			start := len(b.arena)
-			b.arena = append(b.arena, p.Payload...)
-			it.p.Payload = b.arena[start:len(b.arena):len(b.arena)]
+		if now, due := r.tickDue(ts); due {
+			// The tick goes before the packet, to every worker; the batch
+			// goes out so a live link shows its events each second.
+			cur.items[len(cur.items)-1].tick = now
+			send()
+			continue
 		}
-		if len(b.items) == cap(b.items) {
-			send(i)
+		if len(cur.items) == cap(cur.items) {
+			send()
 		}
 	}
-	for i := 0; i < n; i++ {
-		if cur[i] != nil && len(cur[i].items) > 0 {
-			send(i)
-		}
-		close(work[i])
+	if cur != nil && len(cur.items) > 0 {
+		send()
+	}
+	for _, ch := range work {
+		close(ch)
 	}
 	wg.Wait()
 	return err
@@ -482,7 +565,7 @@ func RunParallel(srcs []Source, out Output, cfg Config) (*Stats, error) {
 	runners := make([]*runner, len(srcs))
 	var wg sync.WaitGroup
 	for i, src := range srcs {
-		r := &runner{cfg: cfg, src: src, out: out, stats: st, dec: decode.NewDecoder(cfg.Defrag), seed: maphash.MakeSeed(), col: col}
+		r := &runner{cfg: cfg, src: src, out: out, stats: st, dec: decode.NewDecoder(cfg.Defrag), col: col}
 		runners[i] = r
 		w := newWorker(i, cfg, col)
 		wg.Add(1)

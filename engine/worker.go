@@ -17,7 +17,6 @@ type worker struct {
 	analyzer Analyzer
 	col      *collector
 	stats    *Stats
-	clock    int64 // packet time the worker has reached (monotonic)
 	pending  *evBatch
 	// endReason reports flows still open when the run ends.
 	endReason flow.EndReason
@@ -44,7 +43,6 @@ func newWorker(id int, cfg Config, col *collector) *worker {
 }
 
 func (w *worker) packet(p *decode.Packet) {
-	w.clock = max(w.clock, p.Timestamp)
 	f, dir := w.table.Packet(p)
 	if w.analyzer != nil {
 		w.analyzer.Packet(f, dir, p)
@@ -52,7 +50,6 @@ func (w *worker) packet(p *decode.Packet) {
 }
 
 func (w *worker) tick(now int64) {
-	w.clock = max(w.clock, now)
 	w.table.Advance(now)
 	if w.analyzer != nil {
 		w.analyzer.Tick(now)
@@ -67,7 +64,7 @@ func (w *worker) finish() {
 		w.analyzer.Finish(w.table.Now())
 	}
 	w.stats.setFlows(w.id, w.table.Stats())
-	w.flush(w.clock, true)
+	w.flush(w.table.Now(), true)
 }
 
 // flush hands the events emitted since the last tick to the collector.
@@ -75,7 +72,7 @@ func (w *worker) flush(now int64, last bool) {
 	b := w.pending
 	b.worker, b.tick, b.last = w.id, now, last
 	w.col.deliver(b)
-	w.pending = &evBatch{events: make([]stamped, 0, cap(b.events))}
+	w.pending = &evBatch{events: make([]*event.Event, 0, cap(b.events))}
 }
 
 // FlowStarted implements flow.Handler.
@@ -91,10 +88,9 @@ func (w *worker) FlowEnded(f *flow.Flow, reason flow.EndReason, final bool) {
 	w.Emit(ev)
 }
 
-// Emit implements Emitter: the event joins the worker's pending batch,
-// stamped with the packet time that produced it.
+// Emit implements Emitter: the event joins the worker's pending batch.
 func (w *worker) Emit(ev *event.Event) {
-	w.pending.events = append(w.pending.events, stamped{at: w.clock, ev: ev})
+	w.pending.events = append(w.pending.events, ev)
 }
 
 // Transport returns ECS network.transport for an IP protocol number.

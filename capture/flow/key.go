@@ -94,3 +94,50 @@ func (k *Key) Hash(seed maphash.Seed) uint64 {
 	}
 	return maphash.Bytes(seed, buf[:])
 }
+
+// ShardHash returns a direction-independent hash of the flow p belongs to,
+// equal for every packet that KeyOf maps to the same key, without building
+// the key: it combines the two endpoints with a commutative sum, so the
+// canonical ordering (address comparison) is not needed. It is several times
+// cheaper than KeyOf plus Hash, which matters because one goroutine computes
+// it for every packet when flows are sharded. seed varies the hash per run
+// so that crafted traffic cannot aim at one shard.
+func ShardHash(p *decode.Packet, seed uint64) uint64 {
+	sport, dport, _ := portsOf(p)
+	h := endpointHash(p.Src, sport, seed) + endpointHash(p.Dst, dport, seed)
+	extra := uint64(p.Proto)<<56 | uint64(p.VLANs[0])<<32 | uint64(p.VLANs[1])<<16
+	if p.Proto == decode.ProtoICMP || p.Proto == decode.ProtoICMPv6 {
+		extra |= uint64(p.ICMPID)
+	}
+	for _, v := range p.VLANs[2:] {
+		extra = extra*0x100000001b3 ^ uint64(v)
+	}
+	return mix64(h ^ extra*0xd6e8feb86659fd93)
+}
+
+// endpointHash mixes one (address, port) endpoint with a short multiply
+// chain; ShardHash's final mix64 spreads the bits. The address family is
+// folded in (As16 maps IPv4 into ::ffff:0:0/96) so that an IPv4 address and
+// its v4-mapped IPv6 twin, distinct keys, hash apart.
+func endpointHash(a netip.Addr, port uint16, seed uint64) uint64 {
+	b := a.As16()
+	hi, lo := binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
+	if a.Is4() {
+		hi ^= 0x9e3779b97f4a7c15
+	}
+	x := (hi ^ seed) * 0xff51afd7ed558ccd
+	x = (x ^ lo ^ x>>29) * 0xc4ceb9fe1a85ec53
+	x = (x ^ uint64(port) ^ x>>32) * 0x9e3779b97f4a7c15
+	return x ^ x>>29
+}
+
+// mix64 is the SplitMix64 finalizer: every input bit affects every output
+// bit, so the low bits used for the shard index are well spread.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}

@@ -219,17 +219,17 @@ func (t *Table) Stats() Stats {
 	return s
 }
 
-// Now returns the latest packet time the table has seen.
+// Now returns the latest time given to Advance.
 func (t *Table) Now() int64 { return t.now }
 
 func wellKnown(p uint16) bool { return p != 0 && p < 1024 }
 
 // Packet accounts one decoded packet and returns its flow and direction.
 // The caller hands the payload to the flow's dissectors afterwards.
+//
+// Packets do not move the table's clock: only Advance does, so idle expiry
+// happens at the same points whether flows are sharded over workers or not.
 func (t *Table) Packet(p *decode.Packet) (*Flow, Direction) {
-	if p.Timestamp > t.now {
-		t.now = p.Timestamp
-	}
 	k, aToB := KeyOf(p)
 	f := t.flows[k]
 	if f != nil {

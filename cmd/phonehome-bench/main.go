@@ -60,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.capture, "capture", "testdata/bench.pcap", "benchmark capture `FILE` (classic pcap, Ethernet)")
 	fs.StringVar(&o.phonehome, "phonehome", "./bin/phonehome", "phonehome `binary` to time")
 	fs.IntVar(&o.runs, "runs", 3, "timed runs per configuration; the best is reported")
-	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
+	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed or the counts disagree")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -81,12 +81,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// config is one thing being timed.
-type config struct {
-	name string
-	cmd  func() *exec.Cmd
 }
 
 // result collects the timed runs of one configuration.
@@ -124,6 +118,9 @@ type report struct {
 	floor     *result
 	replay    []*result // workers 1, 2
 	notes     []string
+	// disagree is set when the configurations read different frame counts
+	// or 1 and 2 workers emitted different event counts.
+	disagree bool
 }
 
 func bench(o options, log io.Writer) (*report, error) {
@@ -178,11 +175,13 @@ func bench(o options, log io.Writer) (*report, error) {
 		}
 		rep.replay = append(rep.replay, &result{name: fmt.Sprintf("replay --workers %d", w), packets: s.Frames, events: s.Events, hasEv: true})
 		if s.Frames != fc.Packets {
-			rep.notes = append(rep.notes, fmt.Sprintf("replay --workers %d read %d frames, the floor %d", w, s.Frames, fc.Packets))
+			rep.notes = append(rep.notes, fmt.Sprintf("MISMATCH: replay --workers %d read %d frames, the floor %d", w, s.Frames, fc.Packets))
+			rep.disagree = true
 		}
 	}
 	if a, b := rep.replay[0].events, rep.replay[1].events; a != b {
 		rep.notes = append(rep.notes, fmt.Sprintf("MISMATCH: 1 worker emitted %d events, 2 workers %d", a, b))
+		rep.disagree = true
 	}
 
 	// Timed runs, interleaved so that a burst of load from elsewhere on the
@@ -277,7 +276,7 @@ func (r *report) ratios() (floorRatio, speedup float64) {
 
 func (r *report) allPass() bool {
 	fr, sp := r.ratios()
-	return fr <= maxFloorRatio && sp >= minTwoOverOne
+	return fr <= maxFloorRatio && sp >= minTwoOverOne && !r.disagree
 }
 
 func passMiss(ok bool) string {

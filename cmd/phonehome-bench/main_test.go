@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/phonehome/phonehome/capture/pcapfile"
 	"github.com/phonehome/phonehome/synth"
 )
 
@@ -23,42 +21,50 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// sampleCapture writes the project's sample capture to a temporary file and
-// returns its path and packet count according to pcapfile.
-func sampleCapture(t *testing.T) (string, uint64) {
+// testCapture writes a small capture of TCP over IPv4 and VLAN-tagged UDP
+// over IPv6 to a temporary file and returns its path and packet count.
+// (It does not use synth.Sample: its TLS handshakes race under -race.)
+func testCapture(t *testing.T) (string, uint64) {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := synth.Sample(&buf); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "sample.pcap")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
+	w, err := synth.NewWriter(&buf, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n uint64
-	for {
-		if _, err := r.Next(); err == io.EOF {
-			break
-		} else if err != nil {
+	var b synth.Builder
+	payload := bytes.Repeat([]byte("d"), 900)
+	ts := int64(1_700_000_000_000_000_000)
+	for i := range 300 {
+		cl := synth.Endpoint{Addr: synth.EP("10.0.0.1:1").Addr, Port: uint16(30000 + i%40)}
+		var frame []byte
+		if i%3 == 0 {
+			frame = b.UDP(synth.L2{VLANs: []uint16{7}}, synth.EP("[2001:db8::1]:5000"), synth.EP("[2001:db8::2]:53"), payload[:i%100])
+		} else {
+			frame = b.TCP(synth.L2{}, cl, synth.EP("198.18.0.1:443"), uint32(i), 1, synth.ACK, payload[:i*3%900])
+		}
+		ts += 1000
+		if err := w.WritePacket(ts, frame); err != nil {
 			t.Fatal(err)
 		}
-		n++
 	}
-	return path, n
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bench.pcap")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, uint64(w.Packets)
 }
 
 func TestFloorCountsEveryFrame(t *testing.T) {
-	path, want := sampleCapture(t)
+	path, want := testCapture(t)
 	c, err := floor(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Packets != want || c.Transport == 0 || c.Transport > c.Packets {
-		t.Fatalf("floor %+v, want %d packets, some of them TCP or UDP", c, want)
+	if c.Packets != want || c.Transport != want || c.DecodeErrors != 0 {
+		t.Fatalf("floor %+v, want %d packets, all decoded to TCP or UDP", c, want)
 	}
 	back, err := parseFloorCounts(c.String())
 	if err != nil || back != c {
@@ -96,14 +102,14 @@ func TestParseSummary(t *testing.T) {
 	}
 }
 
-// TestBenchEndToEnd runs the whole benchmark on the sample capture with a
+// TestBenchEndToEnd runs the whole benchmark on a small capture with a
 // stand-in for phonehome (a shell script that prints a summary unless
 // --quiet), checking the counts, the timings and the report.
 func TestBenchEndToEnd(t *testing.T) {
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh for the stand-in phonehome")
 	}
-	path, packets := sampleCapture(t)
+	path, packets := testCapture(t)
 	script := filepath.Join(t.TempDir(), "phonehome")
 	body := "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\ncat >&2 <<'EOF'\n" + summaryOf(int(packets), 77) + "EOF\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
@@ -138,7 +144,7 @@ func TestBenchEndToEnd(t *testing.T) {
 }
 
 func TestBenchFailsOnBrokenReplay(t *testing.T) {
-	path, _ := sampleCapture(t)
+	path, _ := testCapture(t)
 	script := filepath.Join(t.TempDir(), "phonehome")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'replay: boom' >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -146,5 +152,22 @@ func TestBenchFailsOnBrokenReplay(t *testing.T) {
 	var out, log bytes.Buffer
 	if rc := run([]string{"-capture", path, "-phonehome", script, "-runs", "1"}, &out, &log); rc != 1 || !strings.Contains(log.String(), "boom") {
 		t.Fatalf("exit %d, log %q; want 1 and the child's stderr", rc, log.String())
+	}
+}
+
+// TestBenchReportsEventMismatch: 1 and 2 workers disagreeing on the event
+// count is reported, and -strict turns it into a failure.
+func TestBenchReportsEventMismatch(t *testing.T) {
+	path, packets := testCapture(t)
+	script := filepath.Join(t.TempDir(), "phonehome")
+	body := "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\n" +
+		"if [ \"$5\" = 2 ]; then cat >&2 <<'EOF'\n" + summaryOf(int(packets), 78) + "EOF\nelse cat >&2 <<'EOF'\n" + summaryOf(int(packets), 77) + "EOF\nfi\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out, log bytes.Buffer
+	rc := run([]string{"-capture", path, "-phonehome", script, "-runs", "1", "-strict"}, &out, &log)
+	if rc != 1 || !strings.Contains(out.String(), "MISMATCH: 1 worker emitted 77 events, 2 workers 78") {
+		t.Fatalf("exit %d, report:\n%s\nlog:\n%s", rc, out.String(), log.String())
 	}
 }

@@ -17,6 +17,9 @@ const usage = `phonehome: network egress monitor
 
 Usage:
   phonehome replay [flags] FILE...   replay pcap/pcapng captures (gzip ok, - for stdin)
+  phonehome run -i IFACE [flags]     the span-port sensor: live capture to SIEM outputs
+  phonehome signatures list|check    print or validate vendor signatures
+  phonehome config check FILE        validate a sensor configuration file
   phonehome version                  print the version
 
 Run 'phonehome COMMAND -h' for the flags of a command.
@@ -35,6 +38,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "replay":
 		return cmdReplay(args[1:], stdin, stdout, stderr)
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "config":
+		return cmdConfig(args[1:], stdout, stderr)
+	case "signatures":
+		return cmdSignatures(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "phonehome %s\n", version)
 		return 0

@@ -16,6 +16,7 @@ import (
 	"github.com/phonehome/phonehome/capture/flow"
 	"github.com/phonehome/phonehome/capture/pcapfile"
 	"github.com/phonehome/phonehome/classify/dissect"
+	"github.com/phonehome/phonehome/daemon"
 	"github.com/phonehome/phonehome/engine"
 	"github.com/phonehome/phonehome/event"
 )
@@ -26,6 +27,7 @@ type replayFlags struct {
 	quiet    bool
 	seed     uint
 	maxFlows int
+	config   string
 }
 
 func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -37,6 +39,8 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&rf.quiet, "quiet", false, "no progress line and no summary on stderr")
 	fs.UintVar(&rf.seed, "community-id-seed", 0, "Community ID v1 `seed`")
 	fs.IntVar(&rf.maxFlows, "max-flows", flow.DefaultMaxFlows, "cap on concurrent flows (least recently seen evicted)")
+	fs.StringVar(&rf.config, "config", "", "analysis settings from a YAML configuration `FILE` (flow, dissect, exfil, signatures, geoip, alert_window)")
+	cf := addClassifyFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: phonehome replay [flags] FILE...\n\nReplays pcap or pcapng captures (gzip-compressed or not; - reads stdin),\nmerged in timestamp order, and writes one ECS JSON event per line.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -56,6 +60,29 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "phonehome replay: --workers must be >= 1 and --community-id-seed <= 65535")
 		return 2
 	}
+	// The analysis settings: the configuration file (the daemon's format;
+	// its capture and output sections are not used here), then the flags.
+	acfg := daemon.DefaultConfig()
+	if rf.config != "" {
+		c, err := daemon.LoadConfig(rf.config)
+		if err != nil {
+			fmt.Fprintf(stderr, "phonehome replay: %v\n", err)
+			return 1
+		}
+		acfg = c
+	}
+	cf.apply(&acfg)
+	if err := acfg.Exfil.Validate(); err != nil {
+		fmt.Fprintf(stderr, "phonehome replay: %v\n", err)
+		return 1
+	}
+	// A broken signature file or database stops the run before any work.
+	classifier, attributor, err := cf.build(&acfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "phonehome replay: %v\n", err)
+		return 1
+	}
+	defer cf.close()
 
 	failed := false
 	var readers []*pcapfile.Reader
@@ -96,9 +123,10 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	host, _ := os.Hostname()
 	cfg := engine.Config{
 		Workers:     rf.workers,
-		Flow:        flow.Config{CommunityIDSeed: uint16(rf.seed), MaxFlows: rf.maxFlows},
+		Flow:        flowConfig(acfg, fs, rf),
 		Observer:    &event.Observer{Hostname: host, Name: host, Version: version},
-		NewAnalyzer: dissect.New(dissect.Config{}, rf.workers, &dstats),
+		NewAnalyzer: dissect.New(acfg.Dissect, rf.workers, &dstats),
+		Classifier:  classifier,
 		OnSourceError: func(err error) {
 			var pe *pcapfile.Error
 			if errors.As(err, &pe) {
@@ -135,6 +163,11 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if !rf.quiet {
 		printSummary(stderr, st)
+	}
+	if cf.summary {
+		if err := attributor.WriteInventory(stderr); err != nil {
+			fmt.Fprintf(stderr, "phonehome replay: %v\n", err)
+		}
 	}
 	if failed {
 		return 1
@@ -241,4 +274,20 @@ func printSummary(w io.Writer, s *engine.Stats) {
 	}
 	secs := el.Seconds()
 	fmt.Fprintf(w, "  elapsed   %s, %.0f packets/s, %s/s\n", el.Round(time.Millisecond), float64(frames)/secs, human(float64(bytes)/secs))
+}
+
+// flowConfig takes the flow table settings from the configuration file, with
+// --max-flows and --community-id-seed winning when given.
+func flowConfig(cfg daemon.Config, fs *flag.FlagSet, rf replayFlags) flow.Config {
+	fc := cfg.Flow
+	fc.CommunityIDSeed = cfg.CommunityIDSeed
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "max-flows":
+			fc.MaxFlows = rf.maxFlows
+		case "community-id-seed":
+			fc.CommunityIDSeed = uint16(rf.seed)
+		}
+	})
+	return fc
 }

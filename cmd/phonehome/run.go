@@ -114,14 +114,11 @@ func newLogger(w io.Writer) *zap.Logger {
 	return zap.New(core).Named("phonehome")
 }
 
-func cmdRun(args []string, stderr io.Writer, classify func(fs *flag.FlagSet) daemon.ClassifierFactory) int {
+func cmdRun(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	rf := addRunFlags(fs)
-	var factory daemon.ClassifierFactory
-	if classify != nil {
-		factory = classify(fs)
-	}
+	cf := addClassifyFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: phonehome run -i IFACE [-i IFACE2] [flags]\n\nWatches interfaces live (span or tap ports) and writes one ECS JSON event per line\nto the configured outputs. SIGHUP reloads signatures and reopens output files;\nSIGTERM or SIGINT flushes every open flow and exits 0.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -132,14 +129,20 @@ func cmdRun(args []string, stderr io.Writer, classify func(fs *flag.FlagSet) dae
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "phonehome run: unexpected arguments %q (interfaces go with -i)\n", fs.Args())
+		return 2
+	}
 	cfg, err := rf.configFrom(fs)
 	if err != nil {
 		fmt.Fprintf(stderr, "phonehome run: %v\n", err)
 		return 1
 	}
+	cf.apply(&cfg)
+	defer cf.close()
 	log := newLogger(stderr)
-	defer log.Sync()
-	err = daemon.Run(context.Background(), daemon.Options{Config: cfg, ConfigPath: rf.config, Version: version, Logger: log, NewClassifier: factory})
+	defer func() { _ = log.Sync() }()
+	err = daemon.Run(context.Background(), daemon.Options{Config: cfg, ConfigPath: rf.config, Version: version, Logger: log, NewClassifier: cf.factory()})
 	if err != nil {
 		fmt.Fprintf(stderr, "phonehome run: %v\n", err)
 		return 1

@@ -84,7 +84,10 @@ func (a *Attributor) alert(ev *event.Event, ms []match, p int, emit func(*event.
 		fmt.Fprintf(&reason, "; large upload: %d bytes sent, %d received: severity raised to %s", up, down, sev)
 	}
 
-	key := alertKey{host: hostOf(ev), rule: sig.ID}
+	// A name lookup and the connection it leads to are deduplicated
+	// apart: the lookup ends first (its record is older) and must not hide
+	// the connection, which is what the analyst acts on.
+	key := alertKey{host: hostOf(ev), rule: sig.ID, lookup: ev.Network.Protocol == "dns"}
 	st, created := a.alerts.put(key)
 	if w := int64(a.cfg.AlertWindow); !created && w > 0 && ev.Timestamp-st.last < w {
 		if sev <= st.severity {

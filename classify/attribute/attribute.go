@@ -157,8 +157,9 @@ func (h hostKey) String() string {
 }
 
 type alertKey struct {
-	host hostKey
-	rule string
+	host   hostKey
+	rule   string
+	lookup bool // the flow is a DNS lookup, not a connection to the vendor
 }
 
 type alertState struct {

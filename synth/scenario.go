@@ -91,6 +91,13 @@ func Sample(w io.Writer) error {
 	if err := tlsFlow(L2{}, kav, Endpoint{kavKSN, 443}, ts+int64(3*time.Second), "", []string{"h2"}); err != nil {
 		return err
 	}
+	// The product checks for updates again at irregular times through the
+	// hour (repeats that alert deduplication folds together).
+	for _, min := range []int{7, 11, 26, 31, 52} {
+		if err := tlsFlow(L2{}, kav, Endpoint{kavUpdate, 443}, ts+int64(time.Duration(min)*time.Minute), "dnl-01.geo.kaspersky.com", nil); err != nil {
+			return err
+		}
+	}
 	// The plain-HTTP updater fetching a database index from a bare IP.
 	upd := c.Open(L2{}, Endpoint{kav, next()}, Endpoint{netip.MustParseAddr("198.51.100.11"), 80}, ts+int64(4*time.Second), rtt)
 	upd.Send(true, []byte("GET /updaters/updater.xml.klz HTTP/1.1\r\nHost: 198.51.100.11\r\nUser-Agent: Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)\r\nAccept: */*\r\n\r\n"))

@@ -133,8 +133,10 @@ func TestReplayAttribution(t *testing.T) {
 	if len(inventory) != 1 || field(inventory[0], "source.ip") != "192.168.56.21" || field(inventory[0], "event.kind") != "state" {
 		t.Fatalf("inventory: %v", inventory)
 	}
-	if field(inventory[0], "phonehome.inventory.flows") != float64(3) {
-		t.Errorf("inventory flows %v, want 3", field(inventory[0], "phonehome.inventory.flows"))
+	// Connections to the vendor: two TLS at the start, five update checks
+	// through the hour, one plain-HTTP updater fetch.
+	if field(inventory[0], "phonehome.inventory.flows") != float64(8) {
+		t.Errorf("inventory flows %v, want 8", field(inventory[0], "phonehome.inventory.flows"))
 	}
 	for _, want := range []string{"vendor inventory: 1 host/vendor pair(s)", "HOST", "192.168.56.21", "Kaspersky", "KL-UPD-006"} {
 		if !strings.Contains(errs, want) {

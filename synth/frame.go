@@ -82,7 +82,6 @@ func (b *Builder) frame(l2 L2, src, dst netip.Addr, proto uint8, l4hdr, payload 
 		binary.BigEndian.PutUint16(out[ipStart+10:], csumFold(csumAdd(0, out[ipStart:ipStart+20])))
 	} else {
 		out = binary.BigEndian.AppendUint16(out, 0x86dd)
-		ipStart = len(out)
 		out = append(out, 0x60, 0, 0, 0)
 		out = binary.BigEndian.AppendUint16(out, uint16(l4len))
 		out = append(out, proto, 64)

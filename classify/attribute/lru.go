@@ -49,15 +49,6 @@ func (l *lru[K, V]) get(k K) (*V, bool) {
 	return &n.val, true
 }
 
-// peek returns the value without touching its recency.
-func (l *lru[K, V]) peek(k K) (*V, bool) {
-	n, ok := l.items[k]
-	if !ok {
-		return nil, false
-	}
-	return &n.val, true
-}
-
 // put returns a pointer to k's value, inserting a zero value (and evicting
 // the least recently used entry when full) if k is new. created reports the
 // insertion.

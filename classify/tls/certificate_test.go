@@ -220,7 +220,11 @@ func TestParseCertificateMessageRejectedCert(t *testing.T) {
 	// decode still finds the names.
 	der := slices.Clone(leaf.Raw)
 	pub := leaf.PublicKey.(*ecdsa.PublicKey)
-	xb := pub.X.FillBytes(make([]byte, 32))
+	point, err := pub.Bytes() // 0x04 || X || Y
+	if err != nil {
+		t.Fatal(err)
+	}
+	xb := point[1:33]
 	i := bytes.Index(der, xb)
 	if i < 0 {
 		t.Fatal("public key not found in DER")

@@ -77,6 +77,15 @@ func (s *ServerHello) parse(body []byte, p *problem) {
 		return
 	}
 	s.HelloRetryRequest = bytes.Equal(random, helloRetryRandom[:])
+	if isEarlyTLS13Draft(s.LegacyVersion) {
+		// Drafts before -22 had no session id and no compression method.
+		if s.CipherSuite, ok = cur.u16(); !ok {
+			overrun(p, "cipher_suite", 2, cur.len())
+			return
+		}
+		s.parseExtensions(&cur, p)
+		return
+	}
 	sid, ok := cur.u8()
 	if !ok {
 		overrun(p, "session_id length", 1, cur.len())
@@ -99,6 +108,14 @@ func (s *ServerHello) parse(body []byte, p *problem) {
 		overrun(p, "compression_method", 1, cur.len())
 		return
 	}
+	s.parseExtensions(&cur, p)
+}
+
+// isEarlyTLS13Draft reports a TLS 1.3 draft version (0x7fXX) older than
+// draft 22, whose ServerHello is version, random, cipher suite, extensions.
+func isEarlyTLS13Draft(v uint16) bool { return v>>8 == 0x7f && v&0xff < 22 }
+
+func (s *ServerHello) parseExtensions(cur *cursor, p *problem) {
 	if cur.len() == 0 {
 		return
 	}

@@ -302,14 +302,7 @@ func takeSnapshot(capt *live.Capture, st *engine.Stats, ds *dissect.Stats, fan *
 				idx[h.Interface] = j
 				s.Capture = append(s.Capture, HandleSnapshot{Interface: h.Interface})
 			}
-			c := &s.Capture[j].Stats
-			c.Received += hs[i].Received
-			c.KernelDropped += hs[i].KernelDropped
-			c.InterfaceDropped += hs[i].InterfaceDropped
-			c.QueueFreezes += hs[i].QueueFreezes
-			c.Delivered += hs[i].Delivered
-			c.StartupDiscarded += hs[i].StartupDiscarded
-			c.ReadErrors += hs[i].ReadErrors
+			s.Capture[j].Stats.add(hs[i])
 		}
 	}
 	for _, q := range fan.Stats() {

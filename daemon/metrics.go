@@ -99,7 +99,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 // HandleSnapshot is one interface's capture counters (its sockets summed).
 type HandleSnapshot struct {
-	Interface string         `json:"interface"`
+	Interface string          `json:"interface"`
 	Stats     CaptureCounters `json:"stats"`
 }
 

@@ -7,8 +7,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime"
-	"strings"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -227,7 +228,8 @@ loop:
 }
 
 // reloadAll applies SIGHUP: re-read the configuration (keeping the old one
-// on error), reload signatures, and reopen file outputs for logrotate.
+// on error), reload the signature files (keeping the old set on error), and
+// reopen file outputs for logrotate.
 func reloadAll(log *zap.Logger, path string, cfg *Config, reload func(*Config) error, fan *sink.Fanout) {
 	next := *cfg
 	if path != "" {
@@ -239,18 +241,31 @@ func reloadAll(log *zap.Logger, path string, cfg *Config, reload func(*Config) e
 			log.Error("reload: configuration rejected, keeping the running one", zap.Error(err))
 			next = *cfg
 		} else {
+			// Only the signature directories change live; say which other
+			// sections differ, so nobody believes they took effect.
 			var restart []string
-			if !equalStrings(c.Capture.Interfaces, cfg.Capture.Interfaces) || c.Capture.Engine != cfg.Capture.Engine || c.Capture.BPF != cfg.Capture.BPF {
-				restart = append(restart, "capture")
-			}
-			if len(c.Outputs) != len(cfg.Outputs) {
-				restart = append(restart, "outputs")
+			for name, changed := range map[string]bool{
+				"capture":           !reflect.DeepEqual(c.Capture, cfg.Capture),
+				"outputs":           !reflect.DeepEqual(c.Outputs, cfg.Outputs),
+				"flow":              !reflect.DeepEqual(c.Flow, cfg.Flow),
+				"dissect":           !reflect.DeepEqual(c.Dissect, cfg.Dissect),
+				"exfil":             !reflect.DeepEqual(c.Exfil, cfg.Exfil),
+				"geoip":             c.GeoIPCountry != cfg.GeoIPCountry || c.GeoIPASN != cfg.GeoIPASN,
+				"alert_window":      c.AlertWindow != cfg.AlertWindow,
+				"metrics_addr":      c.MetricsAddr != cfg.MetricsAddr,
+				"user":              c.User != cfg.User,
+				"stats_interval":    c.StatsInterval != cfg.StatsInterval,
+				"community_id_seed": c.CommunityIDSeed != cfg.CommunityIDSeed,
+			} {
+				if changed {
+					restart = append(restart, name)
+				}
 			}
 			if len(restart) > 0 {
+				sort.Strings(restart)
 				log.Warn("reload: these settings change only on restart", zap.Strings("sections", restart))
 			}
-			// What changes live: signatures, GeoIP databases, alert window.
-			next.Signatures, next.GeoIPCountry, next.GeoIPASN, next.AlertWindow = c.Signatures, c.GeoIPCountry, c.GeoIPASN, c.AlertWindow
+			next.Signatures = c.Signatures
 		}
 	}
 	if reload != nil {
@@ -258,16 +273,12 @@ func reloadAll(log *zap.Logger, path string, cfg *Config, reload func(*Config) e
 			log.Error("reload: signatures rejected, keeping the running set", zap.Error(err))
 		} else {
 			*cfg = next
-			log.Info("reload: signatures and settings applied", zap.Strings("signatures", next.Signatures))
+			log.Info("reload: signatures applied", zap.Strings("signatures", next.Signatures))
 		}
 	}
 	if err := fan.Reopen(); err != nil {
 		log.Error("reload: reopening outputs", zap.Error(err))
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
 }
 
 func takeSnapshot(capt *live.Capture, st *engine.Stats, ds *dissect.Stats, fan *sink.Fanout) Snapshot {

@@ -454,7 +454,7 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\ntrials:")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "engine\tasked\tsent\tachieved pps\tMbit/s\tread\tloss\tverdict\t")
+	fmt.Fprintln(tw, "engine\tasked\tsent\tachieved pps\tMbit/s\tread\tdaemon CPU us/pkt\tloss\tverdict\t")
 	for _, e := range r.engines {
 		for i := range e.result.Trials {
 			t := &e.result.Trials[i]
@@ -465,8 +465,8 @@ func (r *report) print(w io.Writer) {
 			if t.GeneratorLimited() {
 				verdict += ", tcpreplay short of rate"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.1f\t%d\t%s\t%s\t\n", e.spec, t.RateLabel(), t.Replay.Successful,
-				t.Replay.PPS, t.Replay.Mbps, t.Daemon.Frames, t.LossSummary(), verdict)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.1f\t%d\t%.2f\t%s\t%s\t\n", e.spec, t.RateLabel(), t.Replay.Successful,
+				t.Replay.PPS, t.Replay.Mbps, t.Daemon.Frames, t.CPUPerPacket(), t.LossSummary(), verdict)
 		}
 	}
 	_ = tw.Flush()
@@ -487,6 +487,11 @@ func (e engineReport) notes(sender *trialResult) []string {
 	case s.Best != nil && s.Best.Replay.PPS >= nearCeiling*s.Ceiling:
 		notes = append(notes, fmt.Sprintf("the lossless rate is within %.0f%% of what tcpreplay sends at --topspeed alongside the daemon (%.0f pps): the sender may be co-limiting",
 			(1-nearCeiling)*100, s.Ceiling))
+	}
+	if b := s.Best; b != nil && b.CPUPerPacket() > 0 && (b.Requested == 0 || b.GeneratorLimited() || b.Replay.PPS >= nearCeiling*s.Ceiling) {
+		cpus := min(e.spec.Workers, runtime.NumCPU())
+		notes = append(notes, fmt.Sprintf("the daemon spent %.2f CPU-us per packet at that rate: %d CPU(s) to itself would carry about %.0f pps (an extrapolation, not a measurement)",
+			b.CPUPerPacket(), cpus, float64(cpus)*1e6/b.CPUPerPacket()))
 	}
 	if f := s.FirstFail; f != nil && f.GeneratorLimited() {
 		notes = append(notes, fmt.Sprintf("at the first failing rate tcpreplay sent %.0f of %.0f pps asked", f.Replay.PPS, f.Requested))

@@ -264,7 +264,18 @@ signatures:
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the reload", 10*time.Second, func() bool { return strings.Contains(stderr.String(), "signatures and settings applied") })
+	waitFor(t, "the reload", 10*time.Second, func() bool { return strings.Contains(stderr.String(), "reload: signatures applied") })
+	// A broken file on the next SIGHUP keeps the running set and says why.
+	broken := filepath.Join(sigDir, "zz-broken.yaml")
+	if err := os.WriteFile(broken, []byte("format: phonehome-signatures/v1\nvendor: {name: Broken}\nsignatures:\n  - id: BAD\n    purpose: nonsense\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rejected reload", 10*time.Second, func() bool {
+		return strings.Contains(stderr.String(), "signatures rejected, keeping the running set") && strings.Contains(stderr.String(), "zz-broken.yaml")
+	})
 
 	replay(capB)
 	waitFor(t, "the new vendor's alert", 20*time.Second, func() bool {

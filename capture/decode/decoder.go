@@ -420,8 +420,12 @@ func (d *Decoder) transport(p *Packet, proto uint8, b []byte, plen int, depth in
 		if p.PayloadLength < 0 {
 			p.PayloadLength = 0
 		}
+		// Reset: inside a UDP tunnel, Payload still holds the outer
+		// datagram's payload.
+		p.Payload = nil
 		if len(b) > off {
-			p.Payload = b[off:]
+			// Bytes past the IP length (Ethernet padding) are no payload.
+			p.Payload = b[off:min(len(b), off+p.PayloadLength)]
 		}
 		return OK
 	case ProtoUDP:
@@ -429,18 +433,19 @@ func (d *Decoder) transport(p *Packet, proto uint8, b []byte, plen int, depth in
 			if len(b) >= 4 { // snapped: ports are still usable
 				p.SrcPort = binary.BigEndian.Uint16(b)
 				p.DstPort = binary.BigEndian.Uint16(b[2:])
-				p.PayloadLength = plen - 8
+				p.Payload, p.PayloadLength = nil, plen-8
 				return OK
 			}
 			return SkipTruncatedL4
 		}
 		p.SrcPort = binary.BigEndian.Uint16(b)
 		p.DstPort = binary.BigEndian.Uint16(b[2:])
-		p.Payload = b[8:]
 		p.PayloadLength = plen - 8
 		if p.PayloadLength < 0 {
 			p.PayloadLength = 0
 		}
+		// Bytes past the IP length (Ethernet padding) are no payload.
+		p.Payload = b[8:min(len(b), 8+p.PayloadLength)]
 		return d.udpTunnel(p, depth)
 	case ProtoICMP, ProtoICMPv6:
 		if len(b) < 4 {

@@ -24,8 +24,10 @@ type Config struct {
 	// StreamBudget is the out-of-order bytes buffered across all flows of
 	// one worker.
 	StreamBudget int `yaml:"stream_budget"`
-	// QUICDatagrams is how many datagrams of a QUIC flow are examined for
-	// its Initial packets before giving up.
+	// QUICDatagrams is how many long-header datagrams of a QUIC flow are
+	// examined for its Initial packets before giving up. Browsers send
+	// several padded Initials per side, and 0-RTT and Handshake packets
+	// come between them.
 	QUICDatagrams int `yaml:"quic_datagrams"`
 }
 
@@ -33,7 +35,7 @@ type Config struct {
 const (
 	DefaultStreamBuffer  = reassembly.DefaultMaxBufferedPerDirection
 	DefaultStreamBudget  = 64 << 20
-	DefaultQUICDatagrams = 16
+	DefaultQUICDatagrams = 32
 	// sniffMax is how many bytes the client may send before the protocol
 	// must be recognised; beyond it the flow is left undissected.
 	sniffMax = 512
@@ -103,9 +105,13 @@ const (
 	protoTLS
 	protoHTTP
 	protoQUIC
+	protoSOCKS    // followed until the proxy opens the tunnel
+	protoStartTLS // a cleartext dialogue followed until it upgrades to TLS
 )
 
-var protoNames = [...]string{"", "", "dns", "tls", "http", "quic"}
+// A dialogue that never upgraded keeps no protocol name (it may be SMTP or
+// FTP, which greet alike).
+var protoNames = [...]string{"", "", "dns", "tls", "http", "quic", "socks", ""}
 
 // state is a flow's dissection state, kept in flow.Flow.App.
 type state struct {
@@ -119,15 +125,18 @@ type state struct {
 	closed  [2]reassembly.CloseReason
 	tcpOpen bool
 	// protocol states
-	tls      *tlsState
-	http     *http.Conn
-	httpN    int
-	dnsT     *dns.Tracker
-	framers  *[2]dns.TCPFramer
-	quic     *quic.Conn
-	quicN    int
-	quicTS   int64 // time the QUIC ClientHello completed
-	quicDone bool
+	tls        *tlsState
+	http       *http.Conn
+	httpN      int
+	httpTunnel bool // the exchange just emitted opened a tunnel
+	socks      *socksState
+	startTLS   *startTLSState
+	dnsT       *dns.Tracker
+	framers    *[2]dns.TCPFramer
+	quic       *quic.Conn
+	quicN      int
+	quicTS     int64 // time the QUIC ClientHello completed
+	quicDone   bool
 	// pendingAnomalies holds DNS parse anomalies by message id until the
 	// transaction is emitted.
 	pendingAnomalies map[uint16][]string

@@ -71,6 +71,7 @@ func (st *state) emitTLS() {
 		ev.Timestamp = st.f.First
 	}
 	fillTLS(ev, t.client, t.server, t.certs, false)
+	ev.Phonehome.TLS.HelloRetry = ev.Phonehome.TLS.HelloRetry || t.helloRetry
 	if t.server == nil {
 		ev.Phonehome.TLS.Incomplete = "no server hello seen"
 	}

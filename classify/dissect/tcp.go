@@ -42,16 +42,18 @@ func (st *state) tcp(dir flow.Direction, p *decode.Packet) {
 }
 
 // Data implements reassembly.Consumer.
-func (c *streamConsumer) Data(b []byte, ts int64) bool {
-	st := c.st
+func (c *streamConsumer) Data(b []byte, ts int64) bool { return c.st.data(c.dir, b, ts) }
+
+// data routes in-order bytes; false stops the direction.
+func (st *state) data(dir flow.Direction, b []byte, ts int64) bool {
 	if st.proto == protoUnknown {
-		if !st.recognise(c.dir, b, ts) {
+		if !st.recognise(dir, b, ts) {
 			return st.proto == protoUnknown
 		}
 		// recognise consumed b when it decided from buffered bytes.
 		return st.proto != protoNone
 	}
-	return st.deliver(c.dir, b, ts)
+	return st.deliver(dir, b, ts)
 }
 
 // Gap implements reassembly.Consumer.
@@ -97,6 +99,11 @@ func (st *state) recognise(dir flow.Direction, b []byte, ts int64) bool {
 			st.startDNSTCP()
 			return st.deliver(dir, b, ts)
 		}
+		if k := startTLSGreeting(b); k != 0 {
+			st.proto = protoStartTLS
+			st.startTLS = &startTLSState{kind: k}
+			return st.deliver(dir, b, ts)
+		}
 		st.proto = protoNone
 		return true
 	}
@@ -111,6 +118,15 @@ func (st *state) recognise(dir flow.Direction, b []byte, ts int64) bool {
 	case tls.LooksLikeClientHello(data):
 		st.proto = protoTLS
 		st.tls = newTLSState(st)
+	case looksLikeSSLv2ClientHello(data):
+		// An SSLv2-format hello offering TLS: the client side cannot be
+		// fingerprinted, the server answers with a TLS ServerHello.
+		st.proto = protoTLS
+		st.tls = newTLSState(st)
+		st.tls.clientSSLv2 = true
+	case looksLikeSOCKS(data) != 0:
+		st.proto = protoSOCKS
+		st.socks = &socksState{version: looksLikeSOCKS(data)}
 	default:
 		switch http.Sniff(data) {
 		case http.SniffYes:
@@ -150,15 +166,57 @@ func (st *state) deliver(dir flow.Direction, b []byte, ts int64) bool {
 	case protoTLS:
 		return st.tls.feed(dir, b, ts)
 	case protoHTTP:
+		var ok bool
 		if dir == flow.FromClient {
-			return st.http.ClientData(b, ts)
+			ok = st.http.ClientData(b, ts)
+		} else {
+			ok = st.http.ServerData(b, ts)
 		}
-		return st.http.ServerData(b, ts)
+		if !ok && st.httpTunnel {
+			// CONNECT answered 2xx (or 101): what follows is the tunnel's
+			// own protocol, recognised afresh from the client's next
+			// bytes (TLS through a proxy). Bytes after the answer's
+			// header in this same segment are not seen.
+			st.proto = protoUnknown
+			st.httpTunnel = false
+			return true
+		}
+		return ok
+	case protoSOCKS:
+		rest, done, ok := st.socks.feed(dir, b)
+		switch {
+		case !ok:
+			st.proto = protoNone
+			return false
+		case done:
+			// The proxy granted the connection: the tunnel's protocol
+			// is recognised afresh.
+			st.proto, st.socks = protoUnknown, nil
+			if len(rest) > 0 {
+				return st.data(dir, rest, ts)
+			}
+		}
+		return true
+	case protoStartTLS:
+		rest, done, ok := st.startTLS.feed(dir, b)
+		switch {
+		case !ok:
+			st.proto = protoNone
+			return false
+		case done:
+			// The server accepted the upgrade: TLS starts with the
+			// client's next bytes.
+			st.proto, st.startTLS = protoUnknown, nil
+			if len(rest) > 0 {
+				return st.data(dir, rest, ts)
+			}
+		}
+		return true
 	case protoDNS:
 		fr := &st.framers[dir]
 		st.d.msgBuf = fr.Feed(b, st.d.msgBuf[:0])
 		for _, m := range st.d.msgBuf {
-			st.dnsMessage(m, dir, ts)
+			st.dnsMessage(m, dir, ts, false)
 		}
 		return true
 	}
@@ -172,7 +230,22 @@ func (st *state) startDNSTCP() {
 }
 
 func (st *state) onHTTP(tx http.Transaction) {
+	if tx.Tunnel {
+		st.httpTunnel = true
+	}
 	st.httpN++
 	st.d.stats.HTTPRequests.Add(1)
 	st.d.emit.Emit(st.httpEvent(&tx, st.httpN))
+}
+
+// looksLikeSSLv2ClientHello recognises the SSLv2-compatible ClientHello
+// (RFC 5246 appendix E.2) old clients and scanners still send: a 2-byte
+// record header with the high bit set, message type 1 and an SSL 2.0 or
+// SSL 3.0+ version.
+func looksLikeSSLv2ClientHello(b []byte) bool {
+	if len(b) < 5 || b[0]&0x80 == 0 || b[2] != 0x01 {
+		return false
+	}
+	n := int(b[0]&0x7f)<<8 | int(b[1])
+	return n >= 9 && ((b[3] == 0x03 && b[4] <= 0x04) || (b[3] == 0x00 && b[4] == 0x02))
 }

@@ -13,10 +13,14 @@ type tlsState struct {
 	clientErr  error
 	clientTS   int64
 	server     *tls.ServerHello
-	certs      []tls.Certificate
-	serverDone bool
-	emitted    bool
-	anomalies  []string
+	helloRetry bool // a HelloRetryRequest came before server
+	// clientSSLv2: the client's hello is in SSLv2 format, which the
+	// handshake reader does not read; only the server side is dissected.
+	clientSSLv2 bool
+	certs       []tls.Certificate
+	serverDone  bool
+	emitted     bool
+	anomalies   []string
 }
 
 func newTLSState(st *state) *tlsState {
@@ -31,6 +35,12 @@ func newTLSState(st *state) *tlsState {
 func (t *tlsState) feed(dir flow.Direction, b []byte, ts int64) bool {
 	if dir == flow.FromClient && t.client == nil && t.clientTS == 0 {
 		t.clientTS = ts
+	}
+	if dir == flow.FromClient && t.clientSSLv2 {
+		if len(t.anomalies) == 0 {
+			t.anomalies = append(t.anomalies, "tls: SSLv2-format client hello not fingerprinted")
+		}
+		return false
 	}
 	r := t.readers[dir]
 	if err := r.Feed(b); err != nil {
@@ -87,6 +97,9 @@ func (t *tlsState) message(dir flow.Direction, m tls.Message) bool {
 			t.server = sh
 			return true
 		}
+		// The ServerHello answering the second ClientHello replaces the
+		// HelloRetryRequest; remember that there was one.
+		t.helloRetry = t.helloRetry || (t.server != nil && t.server.HelloRetryRequest)
 		t.server = sh
 		// TLS 1.3 encrypts everything after the ServerHello.
 		if sh.Version() >= 0x0304 {

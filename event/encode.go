@@ -488,6 +488,13 @@ func (p *Phonehome) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if len(p.Policy) > 0 {
 		_ = enc.AddReflected("policy", p.Policy)
 	}
+	if a := p.Alert; a != nil {
+		_ = enc.AddObject("alert", objFunc(func(o zapcore.ObjectEncoder) error {
+			o.AddUint64("suppressed", a.Suppressed)
+			o.AddInt64("window", a.Window)
+			return nil
+		}))
+	}
 	if p.Exfil != nil {
 		_ = enc.AddReflected("exfil", p.Exfil)
 	}
@@ -499,6 +506,8 @@ func (p *Phonehome) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			o.AddUint64("bytes", inv.Bytes)
 			addStrings(o, "purposes", inv.Purposes)
 			addStrings(o, "rules", inv.Rules)
+			o.AddUint64("lookups", inv.Lookups)
+			addStrings(o, "evidence", inv.Evidence)
 			return nil
 		}))
 	}

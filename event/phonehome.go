@@ -22,6 +22,8 @@ type Phonehome struct {
 	Purpose  []string
 	Evidence []Evidence
 	Policy   []Policy
+	// Alert is an alert's deduplication figures (dataset phonehome.alert).
+	Alert *AlertInfo
 
 	// Exfil is an exfiltration detector's verdict and figures; it is
 	// encoded as a JSON object (any JSON-marshalable value with the kind
@@ -116,4 +118,19 @@ type Inventory struct {
 	Bytes     uint64   `json:"bytes"`
 	Purposes  []string `json:"purposes"`
 	Rules     []string `json:"rules"`
+	// Lookups counts DNS transactions for the vendor's names (Flows and
+	// Bytes count the other flows: contact with the vendor itself).
+	Lookups uint64 `json:"lookups"`
+	// Evidence summarises what attributed the flows, "type:value".
+	Evidence []string `json:"evidence"`
+}
+
+// AlertInfo is phonehome.alert.*: how many repeats of the same (client host,
+// rule) the deduplication window folded into this alert.
+type AlertInfo struct {
+	// Suppressed counts the repeats since the previous alert of the same
+	// (client host, rule) that were not emitted.
+	Suppressed uint64
+	// Window is the deduplication window in ns (0: every flow alerts).
+	Window int64
 }

@@ -356,3 +356,63 @@ func skipSuricataTest(name string, args []string) string {
 	}
 	return ""
 }
+
+// TestCommunityIDSuricata checks our Community ID against every
+// suricata-verify expectation that names one, matching the flow by its
+// endpoints (the community-id-ipv6 test's suricata.yaml uses seed 7).
+func TestCommunityIDSuricata(t *testing.T) {
+	dir := filepath.Join(testcorpus.Corpus(t), "suricata-verify")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.test.yaml"))
+	checked := 0
+	for _, yf := range files {
+		raw, err := os.ReadFile(yf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(raw), "community_id") {
+			continue
+		}
+		var st svTest
+		if err := yaml.Unmarshal(raw, &st); err != nil {
+			t.Fatalf("%s: %v", yf, err)
+		}
+		base := filepath.Base(yf)
+		pcap := base[:strings.Index(base, ".pcap.")+len(".pcap")]
+		var seed uint16
+		if strings.HasPrefix(base, "community-id-ipv6") {
+			seed = 7
+		}
+		res := replay(t, filepath.Join(dir, pcap), 1, seed)
+		for i, c := range st.Checks {
+			f := c.Filter
+			if f == nil || f.Match["community_id"] == nil {
+				continue
+			}
+			want := toString(f.Match["community_id"])
+			found := false
+			for _, ev := range res.events {
+				rec := toSuricata(ev, res.wire)
+				ok := true
+				for _, k := range []string{"src_ip", "dest_ip", "src_port", "dest_port"} {
+					if w, has := f.Match[k]; has && !equalValue(k, w, rec[k]) {
+						ok = false
+					}
+				}
+				if ok {
+					found = true
+					if got := toString(rec["community_id"]); got != want {
+						t.Errorf("%s check %d: community_id %s, want %s", base, i, got, want)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("%s check %d: no flow matches %v", base, i, f.Match)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no community_id expectation evaluated")
+	}
+	t.Logf("%d community_id expectations checked", checked)
+}

@@ -39,12 +39,16 @@ import (
 // Defaults of a full run (about 2.5 minutes per engine) and of -quick
 // (about 30 s per engine).
 const (
-	defaultBudget      = 150 * time.Second
-	quickBudget        = 30 * time.Second
-	defaultTrial       = 4 * time.Second
-	quickTrial         = 2 * time.Second
-	defaultResolution  = 0.03
-	quickResolution    = 0.10
+	defaultBudget     = 150 * time.Second
+	quickBudget       = 30 * time.Second
+	defaultTrial      = 4 * time.Second
+	quickTrial        = 2 * time.Second
+	defaultResolution = 0.03
+	quickResolution   = 0.10
+	// Repeats of the best rate before it stands: the machine is shared,
+	// and one lucky trial must not make the figure.
+	defaultRepeats     = 2
+	quickRepeats       = 1
 	defaultCaptureSize = 64 << 20
 	// defaultBufferSize is the daemon's kernel buffer per handle or fanout
 	// socket during the benchmark. Its own default (64 MiB) would hold a
@@ -53,7 +57,10 @@ const (
 	defaultBufferSize = 8 << 20
 	// bufferMultiple: a trial sends at least this many times the daemon's
 	// total buffer, so a sustained shortfall cannot hide in the buffer.
-	bufferMultiple = 4
+	bufferMultiple = 8
+	// maxSenders and maxRepeats bound their flags.
+	maxSenders = 16
+	maxRepeats = 10
 	// minPPS is where the search gives up.
 	minPPS = 1000
 	// firstOverhead guesses a trial's fixed cost (daemon start and stop,
@@ -78,6 +85,8 @@ type options struct {
 	trial      time.Duration
 	resolution float64
 	bufferSize int
+	senders    int
+	repeats    int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -95,6 +104,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.trial, "trial", defaultTrial, "replay time of one trial")
 	fs.Float64Var(&o.resolution, "resolution", defaultResolution, "stop when lossless and failing rates are within this fraction")
 	fs.IntVar(&o.bufferSize, "buffer-size", defaultBufferSize, "daemon --buffer-size in `BYTES` per socket (0: the daemon's default)")
+	fs.IntVar(&o.repeats, "repeats", defaultRepeats, "times the best rate is run again, lossless each time, before it stands")
+	fs.IntVar(&o.senders, "senders", 1, "concurrent tcpreplay processes sharing each trial (more can outrun one sender's ceiling, given spare CPUs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -109,6 +120,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 		if !set["resolution"] {
 			o.resolution = quickResolution
+		}
+		if !set["repeats"] {
+			o.repeats = quickRepeats
 		}
 	}
 	for _, e := range strings.Split(engines, ",") {
@@ -131,6 +145,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-resolution must be in (0, 1)")
 	case o.bufferSize < 0:
 		return o, errors.New("-buffer-size must be >= 0")
+	case o.repeats < 0 || o.repeats > maxRepeats:
+		return o, fmt.Errorf("-repeats must be in 0..%d", maxRepeats)
+	case o.senders < 1 || o.senders > maxSenders:
+		return o, fmt.Errorf("-senders must be in 1..%d", maxSenders)
 	}
 	return o, nil
 }
@@ -207,6 +225,7 @@ type report struct {
 	senderCeiling  *trialResult // tcpreplay --topspeed with no daemon
 	engines        []engineReport
 	staleNamespace []string
+	staleScratch   []string
 }
 
 func (r *report) failed() bool {
@@ -221,7 +240,8 @@ func (r *report) failed() bool {
 func bench(ctx context.Context, o options, log io.Writer) (*report, error) {
 	rep := &report{opts: o, loadStart: loadAvg(), tcpreplay: tcpreplayVersion()}
 	rep.staleNamespace = removeStaleNamespaces(ctx)
-	dir, err := os.MkdirTemp("", "phonehome-livebench-")
+	rep.staleScratch = removeStaleScratch()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", scratchPrefix, os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("scratch directory: %w", err)
 	}
@@ -254,7 +274,7 @@ func bench(ctx context.Context, o options, log io.Writer) (*report, error) {
 	fmt.Fprintf(log, "livebench: veth %s (netns %s) <- %s (netns %s)\n", tb.capIf, tb.capNS, tb.peerIf, tb.peerNS)
 
 	tr := &trialRunner{tb: tb, phonehome: o.phonehome, capture: capPath, capPackets: rep.capture.packets,
-		bufferSize: o.bufferSize, dir: dir}
+		bufferSize: o.bufferSize, senders: o.senders, dir: dir}
 	// The sender alone, as a reference for "tcpreplay is the limit".
 	ceil, err := tr.run(ctx, engineSpec{}, 0, 2*rep.capture.packets)
 	if err != nil {
@@ -290,20 +310,25 @@ func measureEngine(ctx context.Context, tr *trialRunner, o options, spec engineS
 		bufBytes = 64 << 20 // the daemon's default
 	}
 	minPackets := uint64(float64(bufferMultiple*bufBytes*sockets) / ci.avgFrame())
-	packetsAt := func(pps float64) uint64 {
-		if pps == 0 {
-			pps = senderPPS
+	// A --topspeed trial (pps 0) is sized and costed at the sender's rate.
+	rateOf := func(pps float64) float64 {
+		if pps > 0 {
+			return pps
 		}
-		return max(uint64(pps*o.trial.Seconds()), minPackets, 1)
+		return max(senderPPS, 1)
+	}
+	packetsAt := func(pps float64) uint64 {
+		return max(uint64(rateOf(pps)*o.trial.Seconds()), minPackets, 1)
 	}
 	overhead := firstOverhead
 	lim := searchLimits{
 		Budget:     o.budget,
 		Resolution: o.resolution,
 		MinPPS:     minPPS,
+		Repeats:    o.repeats,
 		Now:        time.Now,
 		Cost: func(pps float64) time.Duration {
-			return overhead + time.Duration(float64(packetsAt(pps))/pps*float64(time.Second))
+			return overhead + time.Duration(float64(packetsAt(pps))/rateOf(pps)*float64(time.Second))
 		},
 	}
 	probe := func(ctx context.Context, pps float64) (trialResult, error) {
@@ -324,9 +349,10 @@ func measureEngine(ctx context.Context, tr *trialRunner, o options, spec engineS
 		if r.GeneratorLimited() {
 			limited = " (tcpreplay fell short of the requested rate)"
 		}
-		fmt.Fprintf(log, "livebench: %s trial %d: %s: sent %d at %.0f pps, %.1f Mbit/s in %.2fs%s; read %d; loss: %s -> %s\n",
+		fmt.Fprintf(log, "livebench: %s trial %d: %s: sent %d at %.0f pps, %.1f Mbit/s in %.2fs%s; socket received %d, read %d (%s; wait: %s, last scrape received %d read %d); loss: %s -> %s (%.1fs)\n",
 			spec, n, r.RateLabel(), r.Replay.Successful, r.Replay.PPS, r.Replay.Mbps, r.Replay.Seconds, limited,
-			r.Daemon.Frames, r.LossSummary(), verdict)
+			r.Daemon.Received, r.Daemon.Frames, r.Source, r.Settle, r.Scraped.Received, r.Scraped.Frames,
+			r.LossSummary(), verdict, r.Wall.Seconds())
 	}
 	fmt.Fprintf(log, "livebench: %s: searching (budget %v, trials of %v or >= %d packets)\n", spec, o.budget, o.trial, minPackets)
 	return search(ctx, probe, lim, logTrial)
@@ -390,6 +416,28 @@ func inspectCapture(path string) (captureInfo, error) {
 	return ci, nil
 }
 
+// scratchPrefix starts this command's scratch directories under
+// os.TempDir(), followed by the creating pid.
+const scratchPrefix = "phonehome-livebench-"
+
+// removeStaleScratch deletes scratch directories whose creator is gone (a
+// run killed outright leaves its capture behind).
+func removeStaleScratch() []string {
+	paths, _ := filepath.Glob(filepath.Join(os.TempDir(), scratchPrefix+"*-*"))
+	var removed []string
+	for _, p := range paths {
+		pidStr, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(p), scratchPrefix), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() || processIsOurs(pid) {
+			continue
+		}
+		if os.RemoveAll(p) == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed
+}
+
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
@@ -418,17 +466,20 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "machine: %d CPUs, load average %s at start, %s at end; %s\n", runtime.NumCPU(), r.loadStart, r.loadEnd, r.tcpreplay)
 	fmt.Fprintf(w, "capture: %s: %d packets, %.0f bytes/frame on average, %.1f MiB (synth.Bench unless -capture)\n",
 		filepath.Base(r.capture.path), r.capture.packets, r.capture.avgFrame(), float64(r.capture.size)/(1<<20))
-	fmt.Fprintf(w, "daemon: --buffer-size %s per socket, -o event file, fresh process per trial; trials of %v (>= %dx the buffer), budget %v per engine\n",
-		buf, o.trial, bufferMultiple, o.budget)
+	fmt.Fprintf(w, "daemon: --buffer-size %s per socket, -o event file, fresh process per trial; trials of %v (>= %dx the buffer), budget %v per engine; best rate repeated %d more time(s); %d tcpreplay sender(s)\n",
+		buf, o.trial, bufferMultiple, o.budget, o.repeats, o.senders)
 	if c := r.senderCeiling; c != nil {
 		fmt.Fprintf(w, "sender ceiling: tcpreplay --topspeed with nothing capturing: %.0f pps, %.1f Mbit/s\n", c.Replay.PPS, c.Replay.Mbps)
 	}
 	if len(r.staleNamespace) > 0 {
 		fmt.Fprintf(w, "removed stale namespaces of a killed earlier run: %s\n", strings.Join(r.staleNamespace, ", "))
 	}
+	if len(r.staleScratch) > 0 {
+		fmt.Fprintf(w, "removed scratch directories of a killed earlier run: %s\n", strings.Join(r.staleScratch, ", "))
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "engine\tworkers\tmax lossless pps\tMbit/s\tfirst failing pps (asked)\tloss at first fail\ttrials\t")
+	fmt.Fprintln(tw, "engine\tworkers\tmax lossless pps\tMbit/s\tfirst failing: asked (sent pps)\tloss at first fail\ttrials\t")
 	for _, e := range r.engines {
 		s := e.result
 		best, mbps := "none", "-"
@@ -437,7 +488,7 @@ func (r *report) print(w io.Writer) {
 		}
 		fail, loss := "none", "-"
 		if f := s.FirstFail; f != nil {
-			fail = fmt.Sprintf("%.0f (%s)", f.Replay.PPS, f.RateLabel())
+			fail = fmt.Sprintf("%s (%.0f)", f.RateLabel(), f.Replay.PPS)
 			loss = f.LossSummary()
 		}
 		if e.err != nil {
@@ -476,6 +527,9 @@ func (r *report) print(w io.Writer) {
 func (e engineReport) notes(sender *trialResult) []string {
 	s := e.result
 	var notes []string
+	// The daemon's own limit was found when tcpreplay held a paced rate
+	// and the daemon still lost packets.
+	daemonBound := s.FirstFail != nil && s.FirstFail.Requested > 0 && !s.FirstFail.GeneratorLimited()
 	switch {
 	case s.Best == nil && len(s.Trials) > 0 && s.Converged:
 		notes = append(notes, fmt.Sprintf("no lossless rate at or above %d pps", minPPS))
@@ -484,14 +538,23 @@ func (e engineReport) notes(sender *trialResult) []string {
 	case s.Best != nil && s.Best.GeneratorLimited():
 		notes = append(notes, fmt.Sprintf("tcpreplay reached only %.0f of the %.0f pps asked: it, not phonehome, bounds this figure",
 			s.Best.Replay.PPS, s.Best.Requested))
+	case daemonBound && s.Best != nil:
+		f := s.FirstFail
+		notes = append(notes, fmt.Sprintf("phonehome's own limit: tcpreplay held %.0f pps and the daemon lost %d of %d packets (%s); lossless at %.0f pps",
+			f.Replay.PPS, f.Missing()+f.LinkDrops, f.Replay.Successful, f.LossSummary(), s.Best.Replay.PPS))
 	case s.Best != nil && s.Best.Replay.PPS >= nearCeiling*s.Ceiling:
 		notes = append(notes, fmt.Sprintf("the lossless rate is within %.0f%% of what tcpreplay sends at --topspeed alongside the daemon (%.0f pps): the sender may be co-limiting",
 			(1-nearCeiling)*100, s.Ceiling))
 	}
-	if b := s.Best; b != nil && b.CPUPerPacket() > 0 && (b.Requested == 0 || b.GeneratorLimited() || b.Replay.PPS >= nearCeiling*s.Ceiling) {
-		cpus := min(e.spec.Workers, runtime.NumCPU())
-		notes = append(notes, fmt.Sprintf("the daemon spent %.2f CPU-us per packet at that rate: %d CPU(s) to itself would carry about %.0f pps (an extrapolation, not a measurement)",
-			b.CPUPerPacket(), cpus, float64(cpus)*1e6/b.CPUPerPacket()))
+	if b := s.Best; b != nil && b.CPUPerPacket() > 0 && b.Replay.Seconds > 0 && !daemonBound {
+		// Headroom, measured: the daemon's CPU time over the replay time
+		// (start-up and shutdown included, so slightly high).
+		n := fmt.Sprintf("at that rate the daemon spent %.2f CPU-us per packet, busy %.2f of the machine's %d CPUs",
+			b.CPUPerPacket(), b.DaemonCPU.Seconds()/b.Replay.Seconds, runtime.NumCPU())
+		if s.FirstFail == nil {
+			n += ": it had headroom the sender could not use"
+		}
+		notes = append(notes, n)
 	}
 	if f := s.FirstFail; f != nil && f.GeneratorLimited() {
 		notes = append(notes, fmt.Sprintf("at the first failing rate tcpreplay sent %.0f of %.0f pps asked", f.Replay.PPS, f.Requested))
@@ -499,6 +562,9 @@ func (e engineReport) notes(sender *trialResult) []string {
 	if s.Ceiling > 0 && sender != nil && sender.Replay.PPS > 0 && s.Ceiling < 0.8*sender.Replay.PPS {
 		notes = append(notes, fmt.Sprintf("tcpreplay --topspeed fell from %.0f pps alone to %.0f pps beside the daemon: they share %d CPUs",
 			sender.Replay.PPS, s.Ceiling, runtime.NumCPU()))
+	}
+	if s.Best != nil && !s.Confirmed {
+		notes = append(notes, "the best rate was not repeated as often as -repeats asks (budget): treat it as optimistic")
 	}
 	if !s.Converged && len(s.Trials) > 0 {
 		notes = append(notes, "the budget ran out before the bracket narrowed to the resolution")

@@ -5,11 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/phonehome/phonehome/daemon"
+	"github.com/phonehome/phonehome/event"
 )
 
 const tcpreplayOut = `File Cache is enabled
@@ -43,6 +49,17 @@ func TestParseReplay(t *testing.T) {
 		if _, err := parseReplay(strings.Join(kept, "\n")); err == nil {
 			t.Errorf("output without %q parsed", drop)
 		}
+	}
+}
+
+func TestCombineReplays(t *testing.T) {
+	c := combineReplays([]replayReport{
+		{Packets: 100, Bytes: 100000, Seconds: 1, PPS: 100, Successful: 100, Retried: 1},
+		{Packets: 150, Bytes: 150000, Seconds: 2, PPS: 75, Successful: 149, Failed: 1},
+	})
+	want := replayReport{Packets: 250, Bytes: 250000, Seconds: 2, PPS: 125, Mbps: 1, Successful: 249, Failed: 1, Retried: 1}
+	if c != want {
+		t.Fatalf("got %+v\nwant %+v", c, want)
 	}
 }
 
@@ -80,24 +97,43 @@ func TestParseMetrics(t *testing.T) {
 	}
 }
 
+// statsLine encodes a phonehome.stats event the way the daemon does.
+func statsLine(t *testing.T, snap daemon.Snapshot) string {
+	t.Helper()
+	ev := &event.Event{Timestamp: time.Now().UnixNano(), Kind: "metric", Dataset: event.DatasetStats}
+	ev.Phonehome.Stats = snap
+	buf, err := event.NewEncoder().Encode(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Free()
+	return strings.TrimSpace(buf.String())
+}
+
 func TestLastStatsEvent(t *testing.T) {
-	stats := func(frames int) string {
-		return fmt.Sprintf(`{"event":{"kind":"metric","dataset":"phonehome.stats"},"phonehome":{"stats":{"capture":[{"interface":"lbcap0","stats":{"Received":%d,"KernelDropped":4,"InterfaceDropped":1,"Delivered":%d}}],"frames":%d,"bytes":999,"outputs":[{"name":"file:x","dropped":3},{"name":"file:y","dropped":2}]}}}`,
-			frames+4, frames, frames)
+	snap := func(frames uint64) daemon.Snapshot {
+		return daemon.Snapshot{
+			Capture: []daemon.HandleSnapshot{
+				{Interface: "lbcap0", Stats: daemon.CaptureCounters{Received: frames + 7, KernelDropped: 4, InterfaceDropped: 1, StartupDiscarded: 2}},
+				{Interface: "other", Stats: daemon.CaptureCounters{Received: 1, KernelDropped: 1}},
+			},
+			Frames: frames, Bytes: 999,
+			Outputs: []daemon.OutputSnapshot{{Name: "file:x", Dropped: 3}, {Name: "file:y", Dropped: 2}},
+		}
 	}
 	file := strings.Join([]string{
-		stats(10),
+		statsLine(t, snap(10)),
 		`{"event":{"dataset":"phonehome.flow"},"phonehome":{"note":"mentions \"phonehome.stats\" in text"}}`,
-		stats(20),
+		statsLine(t, snap(20)),
 		`{"event":{"dataset":"phonehome.dns"}}`,
 		`{"event":{"dataset":"phonehome.stats"},"phonehome":{"stats":{"frames":` /* truncated last line */}, "\n")
 	c, ok := lastStatsEvent([]byte(file))
 	if !ok {
-		t.Fatal("no stats event found")
+		t.Fatalf("no stats event found in\n%s", file)
 	}
-	want := daemonCounters{Received: 24, KernelDropped: 4, InterfaceDropped: 1, Frames: 20, Bytes: 999, OutputDropped: 5}
+	want := daemonCounters{Received: 28, KernelDropped: 5, InterfaceDropped: 1, StartupDiscarded: 2, Frames: 20, Bytes: 999, OutputDropped: 5}
 	if c != want {
-		t.Fatalf("got %+v\nwant %+v", c, want)
+		t.Fatalf("got %+v\nwant %+v\nfrom %s", c, want, statsLine(t, snap(20)))
 	}
 	if _, ok := lastStatsEvent([]byte(`{"event":{"dataset":"phonehome.flow"}}`)); ok {
 		t.Error("stats found in a file without any")
@@ -108,6 +144,32 @@ func TestLastStatsEvent(t *testing.T) {
 	}
 	if got, ok, err := finalStats(path); err != nil || !ok || got != want {
 		t.Fatalf("finalStats = %+v, %v, %v", got, ok, err)
+	}
+}
+
+// TestSettleWaitsForBacklog: the daemon must not be stopped while frames
+// the kernel accepted are still unread (SIGTERM would strand them).
+func TestSettleWaitsForBacklog(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		frames := 500
+		if n.Add(1) > 3 {
+			frames = 990
+		}
+		fmt.Fprintf(w, "phonehome_capture_received_packets_total{interface=\"x\"} 1000\n"+
+			"phonehome_capture_kernel_dropped_packets_total{interface=\"x\"} 10\nphonehome_frames_total %d\n", frames)
+	}))
+	defer srv.Close()
+	d := &daemonProc{client: srv.Client(), url: srv.URL, done: make(chan struct{})}
+	c, how, err := d.settle(context.Background(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Frames != 990 || c.Unread() != 0 || n.Load() != 4 || how != settleAll {
+		t.Fatalf("settled on %+v after %d scrapes", c, n.Load())
+	}
+	if u := (daemonCounters{Received: 100, KernelDropped: 5, StartupDiscarded: 2, Frames: 90}).Unread(); u != 3 {
+		t.Errorf("Unread = %d, want 3", u)
 	}
 }
 
@@ -163,6 +225,10 @@ type fakeLink struct {
 	now              time.Time
 	cost             time.Duration
 	calls            []float64
+	// After slowAfter calls (if > 0) the capacity falls to slowCapacity:
+	// another job took the CPUs.
+	slowAfter    int
+	slowCapacity float64
 }
 
 func (f *fakeLink) probe(_ context.Context, pps float64) (trialResult, error) {
@@ -172,17 +238,21 @@ func (f *fakeLink) probe(_ context.Context, pps float64) (trialResult, error) {
 	if pps > 0 {
 		achieved = math.Min(pps, f.sender)
 	}
+	capacity := f.capacity
+	if f.slowAfter > 0 && len(f.calls) > f.slowAfter {
+		capacity = f.slowCapacity
+	}
 	const sent = 100000
 	frames := uint64(sent)
-	if achieved > f.capacity {
-		frames = uint64(sent * f.capacity / achieved)
+	if achieved > capacity {
+		frames = uint64(sent * capacity / achieved)
 	}
 	return trialResult{Requested: pps, Replay: replayReport{Successful: sent, PPS: achieved},
 		Daemon: daemonCounters{Frames: frames, KernelDropped: sent - frames}}, nil
 }
 
 func (f *fakeLink) limits(budget time.Duration) searchLimits {
-	return searchLimits{Budget: budget, Resolution: 0.03, MinPPS: 1000, Now: func() time.Time { return f.now },
+	return searchLimits{Budget: budget, Resolution: 0.03, MinPPS: 1000, Repeats: 1, Now: func() time.Time { return f.now },
 		Cost: func(float64) time.Duration { return f.cost }}
 }
 
@@ -208,6 +278,66 @@ func TestSearchConverges(t *testing.T) {
 	if len(f.calls) > 12 {
 		t.Errorf("%d trials: the first guess should start near the capacity", len(f.calls))
 	}
+	if !res.Confirmed || f.calls[len(f.calls)-1] != res.Best.Requested {
+		t.Errorf("best rate %.0f not repeated last (calls %v)", res.Best.Requested, f.calls)
+	}
+	// With two repeats the best rate is run three times in all.
+	g := &fakeLink{capacity: 61000, sender: 140000, now: time.Unix(0, 0), cost: 5 * time.Second}
+	lim := g.limits(time.Hour)
+	lim.Repeats = 2
+	res2, err := search(context.Background(), g.probe, lim, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range g.calls {
+		if c == res2.Best.Requested {
+			n++
+		}
+	}
+	if n != 3 || !res2.Confirmed {
+		t.Errorf("repeats 2: best %.0f run %d times (calls %v)", res2.Best.Requested, n, g.calls)
+	}
+}
+
+// TestSearchRepeatFails: the machine slows down before the repeat of the
+// best rate, which then fails; the search must go on below it and settle
+// on a rate lossless at the lower capacity, itself repeated.
+func TestSearchRepeatFails(t *testing.T) {
+	f := &fakeLink{capacity: 61000, sender: 140000, now: time.Unix(0, 0), cost: 5 * time.Second}
+	probe := f.probe
+	// Count the calls of a clean search to make the slowdown hit its
+	// repeat exactly.
+	clean := &fakeLink{capacity: 61000, sender: 140000, now: time.Unix(0, 0), cost: 5 * time.Second}
+	cleanRes, err := search(context.Background(), clean.probe, clean.limits(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanBest := cleanRes.Best.Requested
+	f.slowAfter, f.slowCapacity = len(clean.calls)-1, 50000
+	res, err := search(context.Background(), probe, f.limits(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("calls %v", f.calls)
+	if res.Best == nil || res.Best.Replay.PPS > f.slowCapacity || res.Best.Replay.PPS < 0.9*f.slowCapacity || !res.Confirmed {
+		t.Fatalf("best %v confirmed %v after calls %v", res.Best, res.Confirmed, f.calls)
+	}
+	repeatFailed := false
+	for i := range res.Trials {
+		if tr := &res.Trials[i]; tr.Requested == cleanBest && !tr.Lossless() {
+			repeatFailed = true
+		}
+	}
+	if !repeatFailed {
+		t.Errorf("the repeat of %.0f pps did not fail (calls %v): the test does not test the fallback", cleanBest, f.calls)
+	}
+	if res.FirstFail.Replay.PPS <= res.Best.Replay.PPS {
+		t.Errorf("first failing %.0f not above best %.0f", res.FirstFail.Replay.PPS, res.Best.Replay.PPS)
+	}
+	if len(res.Trials) >= maxTrials {
+		t.Errorf("search ran into the trial cap")
+	}
 }
 
 func TestSearchBudget(t *testing.T) {
@@ -230,8 +360,18 @@ func TestSearchSenderBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.calls) != 1 || res.Best == nil || !res.GeneratorLimited() || res.FirstFail != nil {
-		t.Fatalf("calls %v, best %v, limited %v", f.calls, res.Best, res.GeneratorLimited())
+	if len(f.calls) != 2 || res.Best == nil || !res.GeneratorLimited() || !res.Confirmed || res.FirstFail != nil {
+		t.Fatalf("calls %v, best %v, limited %v, confirmed %v", f.calls, res.Best, res.GeneratorLimited(), res.Confirmed)
+	}
+	// Two repeats: three lossless topspeed runs, the slowest reported.
+	f = &fakeLink{capacity: 500000, sender: 140000, now: time.Unix(0, 0), cost: time.Second}
+	lim := f.limits(time.Minute)
+	lim.Repeats = 2
+	if res, err = search(context.Background(), f.probe, lim, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.calls) != 3 || !res.Confirmed {
+		t.Fatalf("repeats 2: calls %v, confirmed %v", f.calls, res.Confirmed)
 	}
 	// Nothing lossless at all: the search walks down and gives up at MinPPS.
 	f = &fakeLink{capacity: 500, sender: 140000, now: time.Unix(0, 0), cost: time.Second}
@@ -316,6 +456,28 @@ func TestTestbed(t *testing.T) {
 	for _, n := range names {
 		if strings.Contains(string(out), n) {
 			t.Errorf("namespace %s still exists after Close", n)
+		}
+	}
+}
+
+func TestNotes(t *testing.T) {
+	pass := trialResult{Requested: 200000, Replay: replayReport{Successful: 800000, PPS: 199990, Seconds: 4}, Daemon: daemonCounters{Frames: 800000}, DaemonCPU: time.Second}
+	fail := trialResult{Requested: 210000, Replay: replayReport{Successful: 840000, PPS: 209990}, Daemon: daemonCounters{Frames: 839000, KernelDropped: 1000}}
+	daemonBound := engineReport{spec: engineSpec{Engine: "pcap", Workers: 2},
+		result: searchResult{Best: &pass, FirstFail: &fail, Ceiling: 215000, Converged: true, Confirmed: true}}
+	got := strings.Join(daemonBound.notes(nil), "\n")
+	if !strings.Contains(got, "phonehome's own limit") || !strings.Contains(got, "lost 1000 of 840000") ||
+		strings.Contains(got, "headroom") || strings.Contains(got, "co-limiting") {
+		t.Errorf("daemon-bound notes:\n%s", got)
+	}
+	top := pass
+	top.Requested = 0
+	senderBound := engineReport{spec: engineSpec{Engine: "afpacket", Workers: 2},
+		result: searchResult{Best: &top, Ceiling: 199990, Converged: true}}
+	got = strings.Join(senderBound.notes(&trialResult{Replay: replayReport{PPS: 400000}}), "\n")
+	for _, want := range []string{"tcpreplay is the limit", "busy 0.25 of the machine", "fell from 400000 pps alone", "not repeated as often"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("sender-bound notes lack %q:\n%s", want, got)
 		}
 	}
 }

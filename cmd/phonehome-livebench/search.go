@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// maxTrials bounds one engine's trials whatever the budget.
+const maxTrials = 64
+
 // probeFunc runs one trial at pps packets/s (0: tcpreplay --topspeed).
 type probeFunc func(ctx context.Context, pps float64) (trialResult, error)
 
@@ -22,6 +25,9 @@ type searchLimits struct {
 	Cost func(pps float64) time.Duration
 	// Now is the clock (tests replace it).
 	Now func() time.Time
+	// Repeats is how many more times the best rate must be lossless
+	// before it stands (0: once is enough).
+	Repeats int
 }
 
 // searchResult is the outcome for one engine.
@@ -30,7 +36,7 @@ type searchResult struct {
 	// Best is the lossless trial with the highest rate still standing (a
 	// rate that failed on its repeat no longer counts); nil: none.
 	Best *trialResult
-	// Confirmed is set when Best's rate was lossless twice.
+	// Confirmed is set when Best's rate was lossless 1+Repeats times.
 	Confirmed bool
 	// FirstFail is the failing trial with the lowest rate (nil: none
 	// failed); every rate under it that was tried was lossless.
@@ -75,9 +81,8 @@ func search(ctx context.Context, probe probeFunc, lim searchLimits, logTrial fun
 		}
 		return t, nil
 	}
-	// Trials keep their addresses: res.Trials never grows past its
-	// capacity without the pointers below being re-taken, so index.
-	res.Trials = make([]trialResult, 0, 64)
+	// res.Trials never grows past maxTrials, so pointers into it stay valid.
+	res.Trials = make([]trialResult, 0, maxTrials)
 
 	top, err := run(0)
 	if err != nil {
@@ -86,30 +91,35 @@ func search(ctx context.Context, probe probeFunc, lim searchLimits, logTrial fun
 	res.Ceiling = top.Replay.PPS
 	if top.Lossless() {
 		res.Best = top
-		if !fits(0) || len(res.Trials) == cap(res.Trials) {
-			return res, nil
-		}
-		again, err := run(0)
-		if err != nil {
-			return res, err
-		}
-		if again.Lossless() {
-			// Report the slower of the two: both were lossless.
-			if again.Replay.PPS < top.Replay.PPS {
+		for range lim.Repeats {
+			if !fits(0) {
+				return res, nil
+			}
+			again, err := run(0)
+			if err != nil {
+				return res, err
+			}
+			if !again.Lossless() {
+				res.Best, top = nil, again
+				break
+			}
+			// Report the slowest lossless run.
+			if again.Replay.PPS < res.Best.Replay.PPS {
 				res.Best = again
 			}
-			res.Confirmed, res.Converged = true, true
+		}
+		if res.Best != nil {
+			res.Confirmed, res.Converged = lim.Repeats > 0, true
 			return res, nil
 		}
-		res.Best, top = nil, again
 	}
 
 	// lo: highest requested rate found lossless (0: none yet);
 	// hi: lowest rate found failing (the ceiling to start with).
 	lo, hi := 0.0, top.Replay.PPS
 	res.FirstFail = top
-	var passes []*trialResult // lossless paced trials, rising rates
-	confirmed := map[float64]bool{}
+	var passes []*trialResult    // lossless paced trials, rising rates
+	repeats := map[float64]int{} // lossless repeats of a rate
 	// The daemon's share of what was sent at full speed is about what it
 	// can sustain; start a little under it.
 	next := 0.9 * hi
@@ -119,8 +129,8 @@ func search(ctx context.Context, probe probeFunc, lim searchLimits, logTrial fun
 	stopUp := false // a paced lossless trial fell short of its rate
 	for len(res.Trials) < cap(res.Trials) {
 		if lo > 0 && ((hi-lo) <= lim.Resolution*hi || stopUp) {
-			if confirmed[lo] {
-				res.Converged, res.Confirmed = true, true
+			if repeats[lo] >= lim.Repeats {
+				res.Converged, res.Confirmed = true, lim.Repeats > 0
 				return res, nil
 			}
 			next = lo // repeat the best rate
@@ -138,7 +148,7 @@ func search(ctx context.Context, probe probeFunc, lim searchLimits, logTrial fun
 		repeat := next == lo
 		switch {
 		case t.Lossless() && repeat:
-			confirmed[lo] = true
+			repeats[lo]++
 			// Keep the slower of the two lossless runs as the figure.
 			if t.Replay.PPS < res.Best.Replay.PPS {
 				res.Best = t
@@ -159,7 +169,8 @@ func search(ctx context.Context, probe probeFunc, lim searchLimits, logTrial fun
 				passes = passes[:len(passes)-1]
 				lo, res.Best, stopUp = 0, nil, false
 				if n := len(passes); n > 0 {
-					lo, res.Best = passes[n-1].Requested, passes[n-1]
+					p := passes[n-1]
+					lo, res.Best, stopUp = p.Requested, p, p.GeneratorLimited()
 				}
 			}
 		}

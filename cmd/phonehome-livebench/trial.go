@@ -16,18 +16,22 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/phonehome/phonehome/daemon"
+	"github.com/phonehome/phonehome/event"
 )
 
 // Timeouts of one trial's steps.
 const (
 	daemonStartTimeout = 20 * time.Second
 	daemonStopTimeout  = 30 * time.Second
-	// settleQuiet is how long the daemon's counters must stay still after
-	// the replay before the trial is read (the buffer is drained by then).
-	settleQuiet   = 600 * time.Millisecond
-	settleTimeout = 20 * time.Second
+	// settleQuiet is how long the daemon's counters must stay still, with
+	// its buffer empty, before a trial that lost frames is read.
+	settleQuiet   = time.Second
+	settleTimeout = 15 * time.Second
 	pollInterval  = 100 * time.Millisecond
 	// statsTailBytes is how much of the event file's end is searched for
 	// the daemon's final phonehome.stats event.
@@ -52,6 +56,24 @@ func (e engineSpec) String() string { return fmt.Sprintf("%s/%d", e.Engine, e.Wo
 type daemonCounters struct {
 	Received, KernelDropped, InterfaceDropped uint64
 	Frames, Bytes, OutputDropped              uint64
+	// StartupDiscarded: AF_PACKET frames skipped before the socket's
+	// filter and fanout were set (stats event only; none expected here).
+	StartupDiscarded uint64
+}
+
+// covers reports whether every counter of c is at least o's.
+func (c daemonCounters) covers(o daemonCounters) bool {
+	return c.Received >= o.Received && c.KernelDropped >= o.KernelDropped && c.InterfaceDropped >= o.InterfaceDropped &&
+		c.Frames >= o.Frames && c.Bytes >= o.Bytes && c.OutputDropped >= o.OutputDropped
+}
+
+// Unread is how many frames the kernel accepted that were neither dropped
+// nor read when the daemon stopped: a backlog, not a drop.
+func (c daemonCounters) Unread() uint64 {
+	if done := c.Frames + c.KernelDropped + c.StartupDiscarded; c.Received > done {
+		return c.Received - done
+	}
+	return 0
 }
 
 // replayReport is what tcpreplay says it did.
@@ -74,6 +96,32 @@ type trialResult struct {
 	DaemonCPU time.Duration // user+system CPU time of the daemon process
 	Wall      time.Duration
 	Source    string // where Daemon came from: "stats event" or "metrics"
+	// Settle is how the wait for the daemon's buffer to drain ended.
+	Settle settleOutcome
+	// Scraped is the last scrape before the daemon was stopped.
+	Scraped daemonCounters
+}
+
+// settleOutcome says why the wait after a replay ended.
+type settleOutcome int
+
+const (
+	settleNone     settleOutcome = iota // no daemon
+	settleAll                           // every sent frame read or dropped
+	settleQuietEnd                      // buffer empty, counters still for settleQuiet
+	settleTimedOut                      // settleTimeout passed with a backlog
+)
+
+func (s settleOutcome) String() string {
+	switch s {
+	case settleAll:
+		return "all accounted"
+	case settleQuietEnd:
+		return "quiet"
+	case settleTimedOut:
+		return "timed out with a backlog"
+	}
+	return "-"
 }
 
 // Missing is how many sent packets the daemon never read.
@@ -118,6 +166,7 @@ func (r *trialResult) LossSummary() string {
 		}
 	}
 	add(r.Missing(), "missing")
+	add(r.Daemon.Unread(), "unread-at-stop")
 	add(r.Daemon.KernelDropped, "kernel-dropped")
 	add(r.Daemon.InterfaceDropped, "if-dropped")
 	add(r.LinkDrops, "veth-dropped")
@@ -143,6 +192,7 @@ type trialRunner struct {
 	capture    string // pcap replayed
 	capPackets uint64 // packets in capture
 	bufferSize int    // --buffer-size for the daemon (0: its default)
+	senders    int    // concurrent tcpreplay processes
 	dir        string // scratch directory for event files and logs
 	seq        int
 }
@@ -176,9 +226,8 @@ func (tr *trialRunner) run(ctx context.Context, spec engineSpec, pps float64, pa
 	if err != nil {
 		return res, err
 	}
-	var scraped daemonCounters
 	if d != nil {
-		if scraped, err = d.settle(ctx, res.Replay.Successful); err != nil {
+		if res.Scraped, res.Settle, err = d.settle(ctx, res.Replay.Successful); err != nil {
 			return res, err
 		}
 	}
@@ -196,9 +245,14 @@ func (tr *trialRunner) run(ctx context.Context, spec engineSpec, pps float64, pa
 		// the buffers drained: the authoritative figures. The last scrape
 		// stands in if the event is missing.
 		if final, ok, ferr := finalStats(d.events); ferr == nil && ok {
+			// Counters only grow: a final figure under the last scrape
+			// means one of the two was misread.
+			if !final.covers(res.Scraped) {
+				return res, fmt.Errorf("the final stats event %+v is below the last metrics scrape %+v: misread counters", final, res.Scraped)
+			}
 			res.Daemon, res.Source = final, "stats event"
 		} else {
-			res.Daemon, res.Source = scraped, "metrics"
+			res.Daemon, res.Source = res.Scraped, "metrics"
 		}
 	}
 	res.Wall = time.Since(start)
@@ -315,33 +369,37 @@ func (d *daemonProc) scrape(ctx context.Context) (daemonCounters, error) {
 	return parseMetrics(io.LimitReader(resp.Body, 4<<20))
 }
 
-// settle polls the metrics until the daemon has read every sent frame or
-// its counters stop moving for settleQuiet (what is left was lost).
-func (d *daemonProc) settle(ctx context.Context, sent uint64) (daemonCounters, error) {
+// settle polls the metrics until the daemon's buffer is empty (every frame
+// the kernel accepted was read or dropped) and either every sent frame is
+// accounted for or nothing has moved for settleQuiet (the rest never
+// reached the socket). Stopping earlier would leave a backlog unread:
+// SIGTERM stops reading at once.
+func (d *daemonProc) settle(ctx context.Context, sent uint64) (daemonCounters, settleOutcome, error) {
 	deadline := time.Now().Add(settleTimeout)
 	var last daemonCounters
 	lastChange := time.Now()
 	for {
 		c, err := d.scrape(ctx)
 		if err != nil {
-			return c, err
+			return c, settleNone, err
 		}
-		if c.Frames >= sent && c.Received >= sent {
-			return c, nil
+		drained := c.Unread() == 0
+		if drained && c.Frames+c.KernelDropped >= sent {
+			return c, settleAll, nil
 		}
 		if c != last {
 			last, lastChange = c, time.Now()
-		} else if time.Since(lastChange) >= settleQuiet {
-			return c, nil
+		} else if drained && time.Since(lastChange) >= settleQuiet {
+			return c, settleQuietEnd, nil
 		}
 		if time.Now().After(deadline) {
-			return c, nil
+			return c, settleTimedOut, nil
 		}
 		select {
 		case <-d.done:
-			return c, fmt.Errorf("phonehome exited during the trial (%v): %s", d.waitErr, tail(d.logPath))
+			return c, settleNone, fmt.Errorf("phonehome exited during the trial (%v): %s", d.waitErr, tail(d.logPath))
 		case <-ctx.Done():
-			return c, ctx.Err()
+			return c, settleNone, ctx.Err()
 		case <-time.After(pollInterval):
 		}
 	}
@@ -402,24 +460,15 @@ func parseMetrics(r io.Reader) (daemonCounters, error) {
 	return c, nil
 }
 
-// statsEvent is the part of a phonehome.stats event read here.
+// statsEvent is the part of a phonehome.stats event read here. The stats
+// are decoded into the daemon's own Snapshot, whose JSON tags the event
+// is encoded with, so a renamed field cannot silently read as zero.
 type statsEvent struct {
 	Event struct {
 		Dataset string `json:"dataset"`
 	} `json:"event"`
 	Phonehome struct {
-		Stats *struct {
-			Capture []struct {
-				Stats struct {
-					Received, KernelDropped, InterfaceDropped uint64
-				} `json:"stats"`
-			} `json:"capture"`
-			Frames  uint64 `json:"frames"`
-			Bytes   uint64 `json:"bytes"`
-			Outputs []struct {
-				Dropped uint64 `json:"dropped"`
-			} `json:"outputs"`
-		} `json:"stats"`
+		Stats *daemon.Snapshot `json:"stats"`
 	} `json:"phonehome"`
 }
 
@@ -448,11 +497,11 @@ func lastStatsEvent(b []byte) (daemonCounters, bool) {
 	lines := bytes.Split(b, []byte{'\n'})
 	for i := len(lines) - 1; i >= 0; i-- {
 		line := lines[i]
-		if !bytes.Contains(line, []byte(`"phonehome.stats"`)) {
+		if !bytes.Contains(line, []byte(`"`+event.DatasetStats+`"`)) {
 			continue
 		}
 		var ev statsEvent
-		if json.Unmarshal(line, &ev) != nil || ev.Event.Dataset != "phonehome.stats" || ev.Phonehome.Stats == nil {
+		if json.Unmarshal(line, &ev) != nil || ev.Event.Dataset != event.DatasetStats || ev.Phonehome.Stats == nil {
 			continue
 		}
 		s := ev.Phonehome.Stats
@@ -461,6 +510,7 @@ func lastStatsEvent(b []byte) (daemonCounters, bool) {
 			c.Received += h.Stats.Received
 			c.KernelDropped += h.Stats.KernelDropped
 			c.InterfaceDropped += h.Stats.InterfaceDropped
+			c.StartupDiscarded += h.Stats.StartupDiscarded
 		}
 		for _, o := range s.Outputs {
 			c.OutputDropped += o.Dropped
@@ -470,9 +520,60 @@ func lastStatsEvent(b []byte) (daemonCounters, bool) {
 	return daemonCounters{}, false
 }
 
-// replay runs tcpreplay in the sender namespace: packets frames at pps
-// packets/s (0: --topspeed), looping the capture as often as needed.
+// replay sends packets frames at pps packets/s (0: --topspeed) from
+// tr.senders concurrent tcpreplay processes, each with its share of both.
 func (tr *trialRunner) replay(ctx context.Context, pps float64, packets uint64) (replayReport, error) {
+	n := uint64(max(tr.senders, 1))
+	if n == 1 {
+		return tr.replayOne(ctx, pps, packets)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reps := make([]replayReport, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		share := packets / n
+		if i == 0 {
+			share += packets % n
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if reps[i], errs[i] = tr.replayOne(ctx, pps/float64(n), share); errs[i] != nil {
+				cancel() // one sender failed: the trial is void
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return replayReport{}, err
+	}
+	return combineReplays(reps), nil
+}
+
+// combineReplays sums concurrent senders; rates are over the longest
+// sender's time, which is when the last packet left.
+func combineReplays(reps []replayReport) replayReport {
+	var c replayReport
+	for _, r := range reps {
+		c.Packets += r.Packets
+		c.Bytes += r.Bytes
+		c.Successful += r.Successful
+		c.Failed += r.Failed
+		c.Retried += r.Retried
+		c.Seconds = max(c.Seconds, r.Seconds)
+	}
+	if c.Seconds > 0 {
+		c.PPS = float64(c.Packets) / c.Seconds
+		c.Mbps = float64(c.Bytes) * 8 / c.Seconds / 1e6
+	}
+	return c
+}
+
+// replayOne runs one tcpreplay in the sender namespace, looping the
+// capture as often as needed.
+func (tr *trialRunner) replayOne(ctx context.Context, pps float64, packets uint64) (replayReport, error) {
 	loops := (packets + tr.capPackets - 1) / tr.capPackets
 	args := []string{"netns", "exec", tr.tb.peerNS, "tcpreplay", "-i", tr.tb.peerIf,
 		"--preload-pcap", "--no-flow-stats",

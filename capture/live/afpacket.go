@@ -82,6 +82,7 @@ type afpSource struct {
 	ifdrops       *ifaceDropCounter // nil except on an interface's first socket
 
 	stopped   atomic.Bool
+	stopAt    atomic.Int64 // unix ns of Stop: draining ends drainLimit later
 	delivered atomic.Uint64
 	discarded atomic.Uint64
 	readErrs  atomic.Uint64
@@ -238,13 +239,14 @@ func (s *afpSource) Next() (engine.Frame, error) {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
 	for {
-		if s.stopped.Load() {
+		if s.drained() {
 			return engine.Frame{}, io.EOF
 		}
 		data, ci, err := s.tp.ZeroCopyReadPacketData()
 		if err != nil {
 			switch {
 			case s.stopped.Load():
+				// Stopped and the ring is empty (a read timed out).
 				return engine.Frame{}, io.EOF
 			case errors.Is(err, afpacket.ErrTimeout):
 				return engine.Frame{}, engine.ErrNoPacket
@@ -268,8 +270,17 @@ func (s *afpSource) Next() (engine.Frame, error) {
 	}
 }
 
-// Stop makes Next return io.EOF (within the read timeout if one is blocked).
-func (s *afpSource) Stop() { s.stopped.Store(true) }
+// Stop makes Next return io.EOF once the ring is empty (at most drainLimit
+// later), so a shutdown loses no packet that reached the ring.
+func (s *afpSource) Stop() {
+	if s.stopped.CompareAndSwap(false, true) {
+		s.stopAt.Store(time.Now().UnixNano())
+	}
+}
+
+func (s *afpSource) drained() bool {
+	return s.stopped.Load() && time.Now().UnixNano()-s.stopAt.Load() > int64(drainLimit)
+}
 
 // Close stops the source, waits for a read in progress and unmaps the ring.
 func (s *afpSource) Close() error {

@@ -141,3 +141,8 @@ func (c Config) validate() error {
 	}
 	return nil
 }
+
+// drainLimit bounds how long a stopped source goes on reading what the
+// kernel had already captured; a link still flooding at shutdown cannot
+// keep the daemon alive.
+const drainLimit = 2 * time.Second

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gopacket/gopacket/pcap"
 
@@ -37,6 +38,7 @@ type pcapSource struct {
 	linkType uint32
 
 	stopped   atomic.Bool
+	stopAt    atomic.Int64 // unix ns of Stop: draining ends drainLimit later
 	delivered atomic.Uint64
 	readErrs  atomic.Uint64
 
@@ -111,7 +113,7 @@ func (s *pcapSource) LinkType() uint32 { return s.linkType }
 func (s *pcapSource) Next() (engine.Frame, error) {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
-	if s.stopped.Load() {
+	if s.drained() {
 		return engine.Frame{}, io.EOF
 	}
 	// Zero copy is safe: the engine is done with Data before it calls Next
@@ -120,6 +122,7 @@ func (s *pcapSource) Next() (engine.Frame, error) {
 	if err != nil {
 		switch {
 		case s.stopped.Load() || errors.Is(err, io.EOF):
+			// Stopped and the buffer is empty (or the handle ended).
 			return engine.Frame{}, io.EOF
 		case errors.Is(err, pcap.NextErrorTimeoutExpired):
 			return engine.Frame{}, engine.ErrNoPacket
@@ -137,8 +140,18 @@ func (s *pcapSource) Next() (engine.Frame, error) {
 	}, nil
 }
 
-// Stop makes Next return io.EOF (within the read timeout if one is blocked).
-func (s *pcapSource) Stop() { s.stopped.Store(true) }
+// Stop makes Next return io.EOF once what the kernel already captured has
+// been read (at most drainLimit later), so a shutdown loses no packet that
+// reached the buffer.
+func (s *pcapSource) Stop() {
+	if s.stopped.CompareAndSwap(false, true) {
+		s.stopAt.Store(time.Now().UnixNano())
+	}
+}
+
+func (s *pcapSource) drained() bool {
+	return s.stopped.Load() && time.Now().UnixNano()-s.stopAt.Load() > int64(drainLimit)
+}
 
 // Close stops the source, waits for a read in progress and closes the handle.
 func (s *pcapSource) Close() error {

@@ -324,3 +324,32 @@ func TestEventsAreECS(t *testing.T) {
 		t.Logf("fields seen: %s", strings.Join(names, " "))
 	}
 }
+
+func TestReplayStages(t *testing.T) {
+	datasets := func(out string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range lines(out) {
+			var ev map[string]any
+			if err := json.Unmarshal([]byte(l), &ev); err != nil {
+				t.Fatal(err)
+			}
+			m[ev["event"].(map[string]any)["dataset"].(string)] = true
+		}
+		return m
+	}
+	_, flows, _ := runCLI(t, nil, "replay", "--quiet", "--stages", "flows", sample(t))
+	_, dissect, _ := runCLI(t, nil, "replay", "--quiet", "--stages", "dissect", sample(t))
+	_, full, _ := runCLI(t, nil, "replay", "--quiet", sample(t))
+	if d := datasets(flows); len(d) != 1 || !d["phonehome.flow"] {
+		t.Errorf("--stages flows: %v", d)
+	}
+	if d := datasets(dissect); !d["phonehome.tls"] || !d["phonehome.dns"] || d["phonehome.alert"] {
+		t.Errorf("--stages dissect: %v", d)
+	}
+	if d := datasets(full); !d["phonehome.alert"] || !d["phonehome.inventory"] {
+		t.Errorf("full: %v", d)
+	}
+	if code, _, _ := runCLI(t, nil, "replay", "--stages", "everything", sample(t)); code != 2 {
+		t.Errorf("bad --stages: exit %d", code)
+	}
+}

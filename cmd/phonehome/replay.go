@@ -28,6 +28,7 @@ type replayFlags struct {
 	seed     uint
 	maxFlows int
 	config   string
+	stages   string
 }
 
 func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -40,6 +41,7 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.UintVar(&rf.seed, "community-id-seed", 0, "Community ID v1 `seed`")
 	fs.IntVar(&rf.maxFlows, "max-flows", flow.DefaultMaxFlows, "cap on concurrent flows (least recently seen evicted)")
 	fs.StringVar(&rf.config, "config", "", "analysis settings from a YAML configuration `FILE` (flow, dissect, exfil, signatures, geoip, alert_window)")
+	fs.StringVar(&rf.stages, "stages", "full", "analysis depth: flows (flow records only), dissect (plus dns/tls/http events), full (plus attribution and detectors)")
 	cf := addClassifyFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: phonehome replay [flags] FILE...\n\nReplays pcap or pcapng captures (gzip-compressed or not; - reads stdin),\nmerged in timestamp order, and writes one ECS JSON event per line.\n\nFlags:\n")
@@ -54,6 +56,12 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "phonehome replay: no capture files given")
 		fs.Usage()
+		return 2
+	}
+	switch rf.stages {
+	case "flows", "dissect", "full":
+	default:
+		fmt.Fprintf(stderr, "phonehome replay: --stages must be flows, dissect or full, not %q\n", rf.stages)
 		return 2
 	}
 	if rf.workers < 1 || rf.seed > 0xffff {
@@ -149,6 +157,12 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if progress {
 		cfg.Progress = func(s *engine.Stats) { printProgress(stderr, s, readers, total) }
+	}
+	switch rf.stages {
+	case "flows":
+		cfg.NewAnalyzer, cfg.Classifier = nil, nil
+	case "dissect":
+		cfg.Classifier = nil
 	}
 	st, err := engine.Run(src, out, cfg)
 	if ferr := out.Flush(); ferr != nil && err == nil {

@@ -9,7 +9,6 @@ package tls
 
 import (
 	gotls "crypto/tls"
-	"strings"
 )
 
 // IsGREASE reports whether v is one of the 16 GREASE values of RFC 8701
@@ -104,15 +103,29 @@ const hexDigits = "0123456789abcdef"
 // tls.client.supported_ciphers, or "0x" and four lower-case hex digits when
 // the suite is unknown (GREASE values included).
 func CipherName(id uint16) string {
-	if n, ok := extraCipherNames[id]; ok {
-		return n
-	}
-	// crypto/tls names what it implements and falls back to "0x%04X".
-	if n := gotls.CipherSuiteName(id); !strings.HasPrefix(n, "0x") {
+	if n, ok := cipherNames[id]; ok {
 		return n
 	}
 	return string([]byte{'0', 'x', hexDigits[id>>12], hexDigits[id>>8&0xf], hexDigits[id>>4&0xf], hexDigits[id&0xf]})
 }
+
+// cipherNames is crypto/tls's names (what it implements) and ours, built
+// once: crypto/tls.CipherSuiteName allocates its suite lists on every call,
+// and this runs for every offered cipher of every handshake. Read-only after
+// package initialisation.
+var cipherNames = func() map[uint16]string {
+	m := make(map[uint16]string, len(extraCipherNames)+64)
+	for _, cs := range gotls.CipherSuites() {
+		m[cs.ID] = cs.Name
+	}
+	for _, cs := range gotls.InsecureCipherSuites() {
+		m[cs.ID] = cs.Name
+	}
+	for id, n := range extraCipherNames {
+		m[id] = n
+	}
+	return m
+}()
 
 // appendEscaped appends s to dst with every byte outside printable ASCII,
 // and the backslash itself, written as \xNN (backslash as \\), so that a

@@ -21,19 +21,14 @@ import (
 	"github.com/phonehome/phonehome/event"
 )
 
-// Frame is one captured frame. Data is valid until the source's next call,
-// or for as long as Owner is retained.
+// Frame is one captured frame. Data is valid until the source's next call
+// (or, from a RetainingSource, while its owner is retained).
 type Frame struct {
 	Data      []byte
 	Timestamp int64 // unix ns
 	Length    int   // original length on the wire
 	LinkType  uint32
 	Interface int
-	// Owner, if set, is the reference-counted buffer Data lies in: holding
-	// a reference keeps Data valid past the source's next call, so sharded
-	// runs hand payloads to the workers without copying them. nil means Data
-	// is reused by the next call (the engine then copies what it keeps).
-	Owner Retainer
 }
 
 // Retainer is a reference-counted buffer (pcapfile.Chunk implements it).
@@ -42,6 +37,18 @@ type Frame struct {
 type Retainer interface {
 	Retain()
 	Release()
+}
+
+// RetainingSource is a Source whose frames lie in reference-counted
+// buffers. FrameOwner returns the buffer holding the Data of the frame Next
+// returned last, or nil when that Data will be reused by the next call;
+// holding a reference keeps the Data valid past the next call, so sharded
+// runs hand payloads to the workers without copying them. (A method rather
+// than a Frame field: Frame is returned per packet in registers, which two
+// more words would overflow.)
+type RetainingSource interface {
+	Source
+	FrameOwner() Retainer
 }
 
 // Source yields frames in time order; io.EOF ends it. Errors other than
@@ -264,52 +271,97 @@ type runner struct {
 	lastTick  int64  // whole second of packet time last ticked
 	sinceTick int    // packets since the last tick
 	progress  time.Time
+	counts    counts
+	frame     []byte // Data of the last frame read, which payloads may alias
+}
+
+// statsEvery is how many frames a runner counts locally before adding them
+// to Stats: a handful of atomic operations per frame cost as much as a
+// tenth of the reading goroutine's time.
+const statsEvery = 256
+
+// counts are a runner's counters not yet added to Stats.
+type counts struct {
+	n                            int // frames counted since the last flush
+	total                        uint64
+	capBytes, wireBytes, packets uint64
+	skipped                      [decode.NumReasons]uint64
+	first, last                  int64 // packet time of the first and last frame
+}
+
+// flushCounts adds the local counters to Stats.
+func (r *runner) flushCounts() {
+	c, st := &r.counts, r.stats
+	if c.n == 0 {
+		return
+	}
+	st.Frames.Add(uint64(c.n))
+	st.CaptureBytes.Add(c.capBytes)
+	st.WireBytes.Add(c.wireBytes)
+	st.Packets.Add(c.packets)
+	for i, v := range c.skipped {
+		if v != 0 {
+			st.Skipped[i].Add(v)
+			c.skipped[i] = 0
+		}
+	}
+	if c.first != 0 && st.FirstPacket.Load() == 0 {
+		st.FirstPacket.Store(c.first)
+	}
+	if c.last > st.LastPacket.Load() {
+		st.LastPacket.Store(c.last)
+	}
+	c.n, c.capBytes, c.wireBytes, c.packets = 0, 0, 0, 0
 }
 
 // read pulls the next frame, decodes it into p and reports whether p holds a
-// packet. done is true at the end of the source. It also returns the frame,
-// which p's payload may alias.
-func (r *runner) read(p *decode.Packet) (fr Frame, ok, done bool, err error) {
-	fr, err = r.src.Next()
+// packet. done is true at the end of the source.
+func (r *runner) read(p *decode.Packet) (ok, done bool, err error) {
+	if c := &r.counts; c.n >= statsEvery {
+		r.flushCounts()
+		if r.cfg.Progress != nil && c.total&0x3fff < statsEvery {
+			if now := time.Now(); now.Sub(r.progress) > 250*time.Millisecond {
+				r.progress = now
+				r.cfg.Progress(r.stats)
+			}
+		}
+	}
+	fr, err := r.src.Next()
 	if err != nil {
+		// The source paused, failed or ended: Stats catch up now.
+		r.flushCounts()
 		if errors.Is(err, io.EOF) {
-			return fr, false, true, nil
+			return false, true, nil
 		}
 		if errors.Is(err, ErrNoPacket) {
-			return fr, false, false, errNoPacket
+			return false, false, errNoPacket
 		}
 		if errors.Is(err, ErrContinue) {
 			if r.cfg.OnSourceError != nil {
 				r.cfg.OnSourceError(err)
 			}
-			return fr, false, false, nil
+			return false, false, nil
 		}
-		return fr, false, true, fmt.Errorf("engine: read: %w", err)
+		return false, true, fmt.Errorf("engine: read: %w", err)
 	}
-	st := r.stats
-	st.Frames.Add(1)
-	st.CaptureBytes.Add(uint64(len(fr.Data)))
-	st.WireBytes.Add(uint64(fr.Length))
-	if st.FirstPacket.Load() == 0 {
-		st.FirstPacket.Store(fr.Timestamp)
+	r.frame = fr.Data
+	c := &r.counts
+	c.n++
+	c.total++
+	c.capBytes += uint64(len(fr.Data))
+	c.wireBytes += uint64(fr.Length)
+	if c.first == 0 {
+		c.first = fr.Timestamp
 	}
-	if fr.Timestamp > st.LastPacket.Load() {
-		st.LastPacket.Store(fr.Timestamp)
-	}
-	if r.cfg.Progress != nil && st.Frames.Load()&0x3fff == 0 {
-		if now := time.Now(); now.Sub(r.progress) > 250*time.Millisecond {
-			r.progress = now
-			r.cfg.Progress(st)
-		}
-	}
+	c.last = max(c.last, fr.Timestamp)
 	reason := r.dec.Decode(p, fr.LinkType, fr.Data, fr.Timestamp, fr.Length)
 	if reason != decode.OK {
-		st.Skipped[reason].Add(1)
-		return fr, false, false, nil
+		c.skipped[reason]++
+		return false, false, nil
 	}
 	p.Interface = fr.Interface
-	st.Packets.Add(1)
-	return fr, true, false, nil
+	c.packets++
+	return true, false, nil
 }
 
 // tickEvery bounds the packets between two ticks. Ticks flush the workers'
@@ -347,7 +399,7 @@ func (r *runner) runInline() error {
 func (r *runner) loop(w *worker) error {
 	var p decode.Packet
 	for {
-		_, ok, done, err := r.read(&p)
+		ok, done, err := r.read(&p)
 		if done {
 			w.finish()
 			return err
@@ -369,35 +421,59 @@ func (r *runner) loop(w *worker) error {
 	}
 }
 
-// batchSize is how many packets go to the workers at once: large enough to
-// amortise channel operations, small enough to keep latency and memory low.
-const batchSize = 512
+// batchSize is how many packets go to the workers at once: large, because
+// each batch can cost a thread wake-up per worker (an inter-processor
+// interrupt, dear in a VM); time ticks (tickEvery) cut batches anyway.
+const batchSize = 2048
 
-// batchArena is the payload bytes a batch copies (from sources without
-// Frame.Owner, and reassembled fragments) before it is sent early.
-const batchArena = 512 << 10
+// batchArena is the payload bytes a batch copies (from sources that do not
+// lend their buffers, and reassembled fragments) before it is sent early.
+const batchArena = 2 << 20
 
 // batchesInFlight bounds the batches of a sharded run: the reading
 // goroutine waits for a free one when all are queued or being processed.
-const batchesInFlight = 16
-
-// item is one slot of a batch: a packet for one worker, a time tick for
-// every worker, or both (the tick comes first).
-type item struct {
-	p     decode.Packet
-	tick  int64 // non-zero: every worker advances to this time first
-	shard int32 // the worker that takes p; -1: no packet (a tick alone)
-}
+// Few, so that the source buffers they retain stay few and warm in cache.
+const batchesInFlight = 4
 
 // batch is a stretch of the stream that every worker sees: each takes its
 // own shard's packets and all of the ticks, so ticks fall at the same point
 // of every worker's stream. The packets are decoded once, in place.
 type batch struct {
-	items  []item
+	pkts   []decode.Packet
+	shard  []int32 // the worker that takes pkts[i]
+	ticks  []tickMark
 	arena  []byte
 	owners []Retainer    // source buffers the payloads alias, held until done
 	left   atomic.Int32  // workers yet to finish with the batch
 	free   chan<- *batch // where the last worker returns it
+}
+
+// tickMark is a time tick that workers apply before packet at (at ==
+// len(pkts): after the last one).
+type tickMark struct {
+	at  int
+	now int64
+}
+
+func newBatch(free chan<- *batch) *batch {
+	return &batch{pkts: make([]decode.Packet, 0, batchSize), shard: make([]int32, 0, batchSize),
+		arena: make([]byte, 0, batchArena), free: free}
+}
+
+// run is one worker's pass over the batch.
+func (b *batch) run(w *worker, shard int32) {
+	t := 0
+	for i, s := range b.shard {
+		for ; t < len(b.ticks) && b.ticks[t].at == i; t++ {
+			w.tick(b.ticks[t].now)
+		}
+		if s == shard {
+			w.packet(&b.pkts[i])
+		}
+	}
+	for ; t < len(b.ticks); t++ {
+		w.tick(b.ticks[t].now)
+	}
 }
 
 // done is called by each worker after its pass; the last one releases the
@@ -410,19 +486,19 @@ func (b *batch) done() {
 		o.Release()
 		b.owners[i] = nil
 	}
-	b.items, b.arena, b.owners = b.items[:0], b.arena[:0], b.owners[:0]
+	b.pkts, b.shard, b.ticks, b.arena, b.owners = b.pkts[:0], b.shard[:0], b.ticks[:0], b.arena[:0], b.owners[:0]
 	b.free <- b
 }
 
-// hold makes payload, which the packet in the batch's last slot refers to,
-// outlive the source's next call: by retaining the frame's owner when
-// payload lies in the frame, else by copying it into the arena. It reports
-// false when the arena is full: the slot must move to a new batch.
-func (b *batch) hold(payload []byte, fr *Frame) bool {
-	if fr.Owner != nil && within(payload, fr.Data) {
-		if n := len(b.owners); n == 0 || b.owners[n-1] != fr.Owner {
-			fr.Owner.Retain()
-			b.owners = append(b.owners, fr.Owner)
+// hold makes payload, which the batch's last packet refers to, outlive the
+// source's next call: by retaining owner, the buffer of frame, when payload
+// lies in frame, else by copying it into the arena. It reports false when
+// the arena is full: the packet must move to a new batch.
+func (b *batch) hold(payload, frame []byte, owner Retainer) bool {
+	if owner != nil && within(payload, frame) {
+		if n := len(b.owners); n == 0 || b.owners[n-1] != owner {
+			owner.Retain()
+			b.owners = append(b.owners, owner)
 		}
 		return true
 	}
@@ -433,7 +509,7 @@ func (b *batch) hold(payload []byte, fr *Frame) bool {
 	// and then nothing else in the batch uses the arena yet.
 	start := len(b.arena)
 	b.arena = append(b.arena, payload...)
-	b.items[len(b.items)-1].p.Payload = b.arena[start:len(b.arena):len(b.arena)]
+	b.pkts[len(b.pkts)-1].Payload = b.arena[start:len(b.arena):len(b.arena)]
 	return true
 }
 
@@ -451,7 +527,7 @@ func (r *runner) runSharded() error {
 	n := r.cfg.Workers
 	free := make(chan *batch, batchesInFlight)
 	for range batchesInFlight {
-		free <- &batch{items: make([]item, 0, batchSize), arena: make([]byte, 0, batchArena), free: free}
+		free <- newBatch(free)
 	}
 	// With at most batchesInFlight batches, sends to work never block: the
 	// reading goroutine waits only on free.
@@ -464,39 +540,36 @@ func (r *runner) runSharded() error {
 		go func(w *worker, in <-chan *batch, shard int32) {
 			defer wg.Done()
 			for b := range in {
-				for k := range b.items {
-					it := &b.items[k]
-					if it.tick != 0 {
-						w.tick(it.tick)
-					}
-					if it.shard == shard {
-						w.packet(&it.p)
-					}
-				}
+				b.run(w, shard)
 				b.done()
 			}
 			w.finish()
 		}(w, work[i], int32(i))
 	}
-	var cur *batch
+	lender, _ := r.src.(RetainingSource)
+	owner := func() Retainer {
+		if lender == nil {
+			return nil
+		}
+		return lender.FrameOwner()
+	}
+	cur := <-free
 	send := func() {
 		cur.left.Store(int32(n))
 		for _, ch := range work {
 			ch <- cur
 		}
-		cur = nil
+		cur = <-free
 	}
 	var err error
 	for {
-		if cur == nil {
-			cur = <-free
-		}
 		// Decode straight into the next slot; drop the slot if no packet.
-		cur.items = cur.items[:len(cur.items)+1]
-		it := &cur.items[len(cur.items)-1]
-		fr, ok, done, rerr := r.read(&it.p)
+		k := len(cur.pkts)
+		cur.pkts = cur.pkts[:k+1]
+		p := &cur.pkts[k]
+		ok, done, rerr := r.read(p)
 		if !ok {
-			cur.items = cur.items[:len(cur.items)-1]
+			cur.pkts = cur.pkts[:k]
 		}
 		if done {
 			err = rerr
@@ -506,7 +579,7 @@ func (r *runner) runSharded() error {
 			// Idle live source: wall-clock time expires flows, and what is
 			// batched goes out so a quiet link still moves.
 			if now, due := r.tickDue(time.Now().UnixNano()); due {
-				cur.items = append(cur.items, item{tick: now, shard: -1})
+				cur.ticks = append(cur.ticks, tickMark{at: k, now: now})
 				send()
 			}
 			continue
@@ -514,32 +587,34 @@ func (r *runner) runSharded() error {
 		if !ok {
 			continue
 		}
-		it.tick = 0
-		it.shard = int32(flow.ShardHash(&it.p, r.seed) % uint64(n))
-		ts := it.p.Timestamp
-		if len(it.p.Payload) > 0 && !cur.hold(it.p.Payload, &fr) {
-			// The arena is full: the packet moves to a new batch (rare, and
-			// only for sources without Owner).
-			moved := *it
-			cur.items = cur.items[:len(cur.items)-1]
+		cur.shard = append(cur.shard, int32(flow.ShardHash(p, r.seed)%uint64(n)))
+		ts := p.Timestamp
+		if len(p.Payload) > 0 && !cur.hold(p.Payload, r.frame, owner()) {
+			// The arena is full (only copied payloads fill it): the packet
+			// moves to the next batch.
+			moved, shard := *p, cur.shard[k]
+			cur.pkts, cur.shard = cur.pkts[:k], cur.shard[:k]
 			send()
-			cur = <-free
-			cur.items = append(cur.items, moved)
-			cur.hold(moved.p.Payload, &fr)
+			k = 0
+			cur.pkts, cur.shard = append(cur.pkts, moved), append(cur.shard, shard)
+			cur.hold(moved.Payload, r.frame, nil)
 		}
 		if now, due := r.tickDue(ts); due {
 			// The tick goes before the packet, to every worker; the batch
 			// goes out so a live link shows its events each second.
-			cur.items[len(cur.items)-1].tick = now
+			cur.ticks = append(cur.ticks, tickMark{at: k, now: now})
 			send()
 			continue
 		}
-		if len(cur.items) == cap(cur.items) {
+		if len(cur.pkts) == cap(cur.pkts) {
 			send()
 		}
 	}
-	if cur != nil && len(cur.items) > 0 {
-		send()
+	if len(cur.pkts) > 0 || len(cur.ticks) > 0 {
+		cur.left.Store(int32(n))
+		for _, ch := range work {
+			ch <- cur
+		}
 	}
 	for _, ch := range work {
 		close(ch)

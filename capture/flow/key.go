@@ -115,20 +115,22 @@ func ShardHash(p *decode.Packet, seed uint64) uint64 {
 	return mix64(h ^ extra*0xd6e8feb86659fd93)
 }
 
-// endpointHash mixes one (address, port) endpoint with a short multiply
-// chain; ShardHash's final mix64 spreads the bits. The address family is
-// folded in (As16 maps IPv4 into ::ffff:0:0/96) so that an IPv4 address and
-// its v4-mapped IPv6 twin, distinct keys, hash apart.
+// endpointHash mixes one (address, port) endpoint: three independent
+// seeded multiplies (they run in parallel), whose sum over the two
+// endpoints ShardHash spreads with mix64. IPv4 addresses take a path of
+// their own (As4 stays in a register; As16 goes through memory) and a
+// family marker, so an IPv4 address and its v4-mapped IPv6 twin, distinct
+// keys, hash apart.
 func endpointHash(a netip.Addr, port uint16, seed uint64) uint64 {
-	b := a.As16()
-	hi, lo := binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
+	var hi, lo uint64
 	if a.Is4() {
-		hi ^= 0x9e3779b97f4a7c15
+		b := a.As4()
+		hi, lo = 0x9e3779b97f4a7c15, uint64(binary.BigEndian.Uint32(b[:]))
+	} else {
+		b := a.As16()
+		hi, lo = binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 	}
-	x := (hi ^ seed) * 0xff51afd7ed558ccd
-	x = (x ^ lo ^ x>>29) * 0xc4ceb9fe1a85ec53
-	x = (x ^ uint64(port) ^ x>>32) * 0x9e3779b97f4a7c15
-	return x ^ x>>29
+	return (hi^seed)*0xff51afd7ed558ccd ^ (lo^seed>>17)*0xc4ceb9fe1a85ec53 ^ (uint64(port)^seed>>43)*0x9e3779b97f4a7c15
 }
 
 // mix64 is the SplitMix64 finalizer: every input bit affects every output

@@ -81,6 +81,15 @@ func (m *Merger) Next() (Packet, int, error) {
 	return m.pending[i], i, nil
 }
 
+// Chunk returns the read buffer of the packet Next returned last (see
+// Reader.Chunk), or nil before the first packet and after an error.
+func (m *Merger) Chunk() *Chunk {
+	if m.last < 0 {
+		return nil
+	}
+	return m.readers[m.last].Chunk()
+}
+
 // advance loads reader i's next packet into pending, reporting whether it
 // has one; a failure is queued for Next.
 func (m *Merger) advance(i int) bool {

@@ -4,7 +4,8 @@
 //
 // The format is detected from the magic number, never from the file name.
 // Packet data is handed out zero-copy from a large read buffer, so it is valid
-// only until the next call to Next.
+// only until the next call to Next, unless the caller retains the buffer
+// (Reader.Chunk).
 package pcapfile
 
 import (
@@ -29,8 +30,8 @@ const (
 	// a pcap with snap length 1 holding an 8-byte packet). Above both limits
 	// the record stream is taken to be desynchronised.
 	snapLenSlack = 65535
-	// readBufferSize is the bufio size: every record (packet header, data and
-	// pcapng options) that is handed out must fit in it.
+	// readBufferSize is the read buffer (Chunk) size: every record (packet
+	// header, data and pcapng options) that is handed out must fit in it.
 	readBufferSize = 1 << 20
 	minBufferSize  = 4 << 10
 	// MaxBlockLength bounds a pcapng block that is skipped rather than
@@ -104,7 +105,8 @@ func (f Format) String() string {
 // Packet is one captured packet.
 type Packet struct {
 	// Data is the captured bytes; it aliases the reader's buffer and is
-	// valid only until the next Next call on the same Reader.
+	// valid only until the next Next call on the same Reader, unless the
+	// caller retains that buffer (Reader.Chunk).
 	Data      []byte
 	Timestamp int64 // Unix nanoseconds (pcapng if_tsresol/if_tsoffset applied)
 	// CaptureLength is len(Data); Length is the length on the wire as the
@@ -131,13 +133,13 @@ type Reader struct {
 	size   int64
 
 	raw    *countingReader // counts bytes taken from the underlying file
-	rawBuf *bufio.Reader   // buffers raw; equals br unless compressed
+	rawBuf *chunkReader    // buffers raw; equals br unless compressed
 	// compression is "gzip", "zstd" or ""; decClose releases the decoder.
 	compression string
 	decClose    func()
-	br          *bufio.Reader // the decompressed capture stream
-	off         int64         // offset in the capture stream of br's next byte
-	err         error         // sticky: once set, Next returns it
+	br          *chunkReader // the decompressed capture stream
+	off         int64        // offset in the capture stream of br's next byte
+	err         error        // sticky: once set, Next returns it
 
 	format    Format
 	bigEndian bool
@@ -205,13 +207,13 @@ func newReader(src io.Reader, name string, size int64) (*Reader, error) {
 	if l, ok := src.(interface{ Len() int }); ok && l.Len() < bufSize {
 		bufSize = max(l.Len(), minBufferSize)
 	}
-	r.rawBuf = bufio.NewReaderSize(r.raw, bufSize)
+	r.rawBuf = newChunkReader(r.raw, bufSize)
 	r.br = r.rawBuf
 	magic, err := r.rawBuf.Peek(4)
 	if dec, err := r.decompressor(magic); err != nil {
 		return nil, err
 	} else if dec != nil {
-		r.br = bufio.NewReaderSize(dec, readBufferSize)
+		r.br = newChunkReader(dec, readBufferSize)
 		magic, err = r.br.Peek(4)
 	}
 	if len(magic) < 4 {
@@ -291,6 +293,20 @@ func (r *Reader) Next() (Packet, error) {
 	return p, err
 }
 
+// Chunk returns the read buffer that the Data of the packet Next returned
+// last lies in (it was peeked after the last refill). Retaining it keeps
+// that Data valid past the next Next call, until the matching Release.
+// (A method, not a Packet field: Packet is copied through every layer per
+// packet, and each word counts.)
+func (r *Reader) Chunk() *Chunk { return r.br.c }
+
+// ChunkStats returns the counters of the read buffers (chunks) of the
+// decompressed stream.
+func (r *Reader) ChunkStats() ChunkStats {
+	p := r.br.pool
+	return ChunkStats{Allocated: p.allocated.Load(), Reused: p.reused.Load(), Dropped: p.dropped.Load(), Joined: p.joined}
+}
+
 // Name returns the file name used in errors ("(stdin)" for standard input).
 func (r *Reader) Name() string { return r.name }
 
@@ -309,7 +325,29 @@ func (r *Reader) Size() int64 { return r.size }
 
 // BytesRead returns how many bytes of the underlying (possibly compressed)
 // file have been consumed, for progress against Size.
-func (r *Reader) BytesRead() int64 { return r.raw.n - int64(r.rawBuf.Buffered()) }
+func (r *Reader) BytesRead() int64 {
+	if r.br.ra != nil {
+		// Uncompressed: the capture stream is the file. (The read-ahead
+		// goroutine owns raw's count.)
+		return r.off
+	}
+	return r.raw.n - int64(r.rawBuf.Buffered())
+}
+
+// ReadAhead makes a goroutine read the file ahead, into chunks, while the
+// caller parses: the file reads (the kernel copying the data) then overlap
+// with packet processing instead of stalling it. It applies to uncompressed
+// regular files opened with Open and reports whether read-ahead is on.
+// Call it between Next calls of the Reader's one goroutine; Close stops the
+// goroutine. Packets, errors and chunk retention behave as without it, but
+// the goroutine may read up to about 2 MiB ahead of the packets returned.
+func (r *Reader) ReadAhead() bool {
+	if r.compression != "" || r.closer == nil || r.size < 0 || r.err != nil {
+		return false
+	}
+	r.br.startReadAhead()
+	return true
+}
 
 // Offset returns the offset in the decompressed capture stream of the next
 // record.
@@ -318,6 +356,7 @@ func (r *Reader) Offset() int64 { return r.off }
 // Close closes the file opened by Open. It does not close standard input
 // or the stream given to NewReader.
 func (r *Reader) Close() error {
+	r.br.stopReadAhead()
 	if r.decClose != nil {
 		r.decClose()
 		r.decClose = nil

@@ -108,6 +108,11 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			continue
 		}
 		defer r.Close()
+		if rf.workers > 1 {
+			// The file reads (the kernel copying data) then overlap with
+			// decoding on the reading goroutine instead of stalling it.
+			r.ReadAhead()
+		}
 		readers = append(readers, r)
 	}
 	if len(readers) == 0 {

@@ -81,18 +81,27 @@ func KeyOf(p *decode.Packet) (Key, bool) {
 // Hash returns a direction-independent hash of the key, used to shard flows
 // across workers; seed comes from one maphash.MakeSeed shared by the shards.
 func (k *Key) Hash(seed maphash.Seed) uint64 {
-	var buf [16 + 16 + 4 + 1 + 2 + 2*decode.MaxVLANs]byte
+	var buf [keyBytes]byte
+	return maphash.Bytes(seed, k.appendBytes(buf[:0]))
+}
+
+// keyBytes is the length of a key's canonical byte form.
+const keyBytes = 16 + 16 + 4 + 1 + 2 + 2*decode.MaxVLANs
+
+// appendBytes appends the key's canonical byte form, the input of its
+// hashes (shard hash, flow id).
+func (k *Key) appendBytes(dst []byte) []byte {
 	a16, b16 := k.A.As16(), k.B.As16()
-	copy(buf[0:], a16[:])
-	copy(buf[16:], b16[:])
-	binary.BigEndian.PutUint16(buf[32:], k.PortA)
-	binary.BigEndian.PutUint16(buf[34:], k.PortB)
-	buf[36] = k.Proto
-	binary.BigEndian.PutUint16(buf[37:], k.ICMPID)
-	for i, v := range k.VLAN {
-		binary.BigEndian.PutUint16(buf[39+2*i:], v)
+	dst = append(dst, a16[:]...)
+	dst = append(dst, b16[:]...)
+	dst = binary.BigEndian.AppendUint16(dst, k.PortA)
+	dst = binary.BigEndian.AppendUint16(dst, k.PortB)
+	dst = append(dst, k.Proto)
+	dst = binary.BigEndian.AppendUint16(dst, k.ICMPID)
+	for _, v := range k.VLAN {
+		dst = binary.BigEndian.AppendUint16(dst, v)
 	}
-	return maphash.Bytes(seed, buf[:])
+	return dst
 }
 
 // ShardHash returns a direction-independent hash of the flow p belongs to,

@@ -460,20 +460,10 @@ func (l *lruList) remove(f *Flow) {
 // uid derives a flow id from the canonical key and the start time, so the same
 // capture yields the same ids whatever the number of workers.
 func uid(k *Key, first int64) string {
+	var buf [keyBytes + 8]byte
+	b := binary.BigEndian.AppendUint64(k.appendBytes(buf[:0]), uint64(first))
 	h := fnv.New64a()
-	a, b := k.A.As16(), k.B.As16()
-	var buf [16 + 16 + 2 + 2 + 1 + 2 + 2*decode.MaxVLANs + 8]byte
-	copy(buf[0:], a[:])
-	copy(buf[16:], b[:])
-	binary.BigEndian.PutUint16(buf[32:], k.PortA)
-	binary.BigEndian.PutUint16(buf[34:], k.PortB)
-	buf[36] = k.Proto
-	binary.BigEndian.PutUint16(buf[37:], k.ICMPID)
-	for i, v := range k.VLAN {
-		binary.BigEndian.PutUint16(buf[39+2*i:], v)
-	}
-	binary.BigEndian.PutUint64(buf[39+2*decode.MaxVLANs:], uint64(first))
-	_, _ = h.Write(buf[:])
+	_, _ = h.Write(b)
 	var out [16]byte
 	return string(strconv.AppendUint(out[:0], h.Sum64(), 36))
 }

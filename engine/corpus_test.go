@@ -66,20 +66,6 @@ func (w *wireCounter) FlowEnded(*flow.Flow, flow.EndReason, bool, *event.Event) 
 func (w *wireCounter) Tick(int64)                                               {}
 func (w *wireCounter) Finish(int64)                                             {}
 
-type srcAdapter struct{ m *pcapfile.Merger }
-
-func (s srcAdapter) Next() (engine.Frame, error) {
-	p, _, err := s.m.Next()
-	if err != nil {
-		var se *pcapfile.SourceError
-		if errors.As(err, &se) {
-			return engine.Frame{}, errors.Join(engine.ErrContinue, se.Err)
-		}
-		return engine.Frame{}, err
-	}
-	return engine.Frame{Data: p.Data, Timestamp: p.Timestamp, Length: p.Length, LinkType: uint32(p.LinkType), Interface: p.Interface}, nil
-}
-
 type replayResult struct {
 	events    []map[string]any
 	wire      map[string]*[2]uint64
@@ -103,7 +89,7 @@ func replay(t testing.TB, path string, workers int, seed uint16) replayResult {
 		NewAnalyzer:   func(int, engine.Emitter) engine.Analyzer { return wc },
 		OnSourceError: func(err error) { res.srcErrors = append(res.srcErrors, err) },
 	}
-	st, err := engine.Run(srcAdapter{pcapfile.NewMerger(r)}, out, cfg)
+	st, err := engine.Run(engine.FileSource(pcapfile.NewMerger(r)), out, cfg)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

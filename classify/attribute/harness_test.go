@@ -184,17 +184,6 @@ func (s *scen) bytes() []byte {
 	return s.buf.Bytes()
 }
 
-// readerSource feeds a pcap to the engine.
-type readerSource struct{ r *pcapfile.Reader }
-
-func (s readerSource) Next() (engine.Frame, error) {
-	p, err := s.r.Next()
-	if err != nil {
-		return engine.Frame{}, err
-	}
-	return engine.Frame{Data: p.Data, Timestamp: p.Timestamp, Length: p.Length, LinkType: uint32(p.LinkType), Interface: p.Interface}, nil
-}
-
 // discard is an engine output that keeps nothing (tests look at the event
 // structs through a recording classifier).
 type discard struct{}
@@ -253,7 +242,7 @@ func replay(t testing.TB, pcap []byte, cfg Config) *result {
 	}
 	rec := &recorder{a: a}
 	var st dissect.Stats
-	_, err = engine.Run(readerSource{r}, discard{}, engine.Config{Workers: 1, NewAnalyzer: dissect.New(dissect.Config{}, 1, &st), Classifier: rec})
+	_, err = engine.Run(engine.FileSource(pcapfile.NewMerger(r)), discard{}, engine.Config{Workers: 1, NewAnalyzer: dissect.New(dissect.Config{}, 1, &st), Classifier: rec})
 	if err != nil && !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}

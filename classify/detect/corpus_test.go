@@ -47,7 +47,7 @@ func TestCorpusExfil(t *testing.T) {
 		}
 		out := &lines{}
 		var ds dissect.Stats
-		_, err = engine.Run(pcapSrc{pcapfile.NewMerger(r)}, out, engine.Config{Workers: 1, NewAnalyzer: dissect.New(dissect.Config{}, 1, &ds), Classifier: engine.Chain{stage}})
+		_, err = engine.Run(engine.FileSource(pcapfile.NewMerger(r)), out, engine.Config{Workers: 1, NewAnalyzer: dissect.New(dissect.Config{}, 1, &ds), Classifier: engine.Chain{stage}})
 		r.Close()
 		if err != nil {
 			t.Fatalf("%s: %v", rel, err)
@@ -74,14 +74,4 @@ func TestCorpusExfil(t *testing.T) {
 			}
 		}
 	}
-}
-
-type pcapSrc struct{ m *pcapfile.Merger }
-
-func (s pcapSrc) Next() (engine.Frame, error) {
-	p, _, err := s.m.Next()
-	if err != nil {
-		return engine.Frame{}, err
-	}
-	return engine.Frame{Data: p.Data, Timestamp: p.Timestamp, Length: p.Length, LinkType: uint32(p.LinkType), Interface: p.Interface}, nil
 }

@@ -32,16 +32,6 @@ func (l *lines) Write(b []byte, _, _ string) error {
 	return nil
 }
 
-type src struct{ r *pcapfile.Reader }
-
-func (s src) Next() (engine.Frame, error) {
-	p, err := s.r.Next()
-	if err != nil {
-		return engine.Frame{}, err
-	}
-	return engine.Frame{Data: p.Data, Timestamp: p.Timestamp, Length: p.Length, LinkType: uint32(p.LinkType)}, nil
-}
-
 func get(m map[string]any, path ...string) any {
 	var cur any = m
 	for _, k := range path {
@@ -76,7 +66,7 @@ func TestSampleAlerts(t *testing.T) {
 	}
 	out := &lines{}
 	var ds dissect.Stats
-	_, err = engine.Run(src{r}, out, engine.Config{Workers: 1, NewAnalyzer: dissect.New(dissect.Config{}, 1, &ds), Classifier: engine.Chain{stage}})
+	_, err = engine.Run(engine.FileSource(pcapfile.NewMerger(r)), out, engine.Config{Workers: 1, NewAnalyzer: dissect.New(dissect.Config{}, 1, &ds), Classifier: engine.Chain{stage}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package dissect_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -26,20 +25,6 @@ func (c *collect) Write(line []byte, _, _ string) error {
 	c.lines = append(c.lines, append([]byte(nil), line...))
 	c.mu.Unlock()
 	return nil
-}
-
-type srcAdapter struct{ m *pcapfile.Merger }
-
-func (s srcAdapter) Next() (engine.Frame, error) {
-	p, _, err := s.m.Next()
-	if err != nil {
-		var se *pcapfile.SourceError
-		if errors.As(err, &se) {
-			return engine.Frame{}, errors.Join(engine.ErrContinue, se.Err)
-		}
-		return engine.Frame{}, err
-	}
-	return engine.Frame{Data: p.Data, Timestamp: p.Timestamp, Length: p.Length, LinkType: uint32(p.LinkType), Interface: p.Interface}, nil
 }
 
 // jsonEvent is an event line reduced to the fields the tests compare.
@@ -132,7 +117,7 @@ func runPipeline(t testing.TB, path string, workers int) *runResult {
 		NewAnalyzer:   dissect.New(dissect.Config{}, workers, &stats),
 		OnSourceError: func(error) {},
 	}
-	if _, err := engine.Run(srcAdapter{pcapfile.NewMerger(r)}, out, cfg); err != nil {
+	if _, err := engine.Run(engine.FileSource(pcapfile.NewMerger(r)), out, cfg); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 	res := &runResult{stats: &stats}

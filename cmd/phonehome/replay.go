@@ -131,7 +131,7 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	out := newLineWriter(dst)
 
-	src := &mergeSource{m: pcapfile.NewMerger(readers...)}
+	src := engine.FileSource(pcapfile.NewMerger(readers...))
 	var dstats dissect.Stats
 	host, _ := os.Hostname()
 	cfg := engine.Config{
@@ -192,23 +192,6 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// mergeSource adapts the pcap merger to the engine's Source.
-type mergeSource struct {
-	m *pcapfile.Merger
-}
-
-func (s *mergeSource) Next() (engine.Frame, error) {
-	p, _, err := s.m.Next()
-	if err != nil {
-		var se *pcapfile.SourceError
-		if errors.As(err, &se) {
-			return engine.Frame{}, fmt.Errorf("%w: %w", engine.ErrContinue, se.Err)
-		}
-		return engine.Frame{}, err
-	}
-	return engine.Frame{Data: p.Data, Timestamp: p.Timestamp, Length: p.Length, LinkType: uint32(p.LinkType), Interface: p.Interface}, nil
 }
 
 func isTerminal(w io.Writer) bool {

@@ -3,6 +3,7 @@ package pcapfile
 import (
 	"bufio"
 	"io"
+	"os"
 	"sync/atomic"
 )
 
@@ -293,6 +294,7 @@ func (b *chunkReader) startReadAhead() {
 
 func (ra *readAhead) run(src io.Reader, pool *chunkPool) {
 	defer close(ra.done)
+	defer close(ra.ch)
 	for {
 		c := pool.get()
 		n, err := readFull(src, c.buf[aheadReserve:])
@@ -337,7 +339,12 @@ func (b *chunkReader) fillAhead() {
 		b.err = ra.end
 		return
 	}
-	f := <-ra.ch
+	f, ok := <-ra.ch
+	if !ok {
+		// Stopped by Close: reading on is reading a closed file.
+		ra.end, b.err = os.ErrClosed, os.ErrClosed
+		return
+	}
 	tail := b.c.buf[b.r:b.w]
 	if len(tail) <= aheadReserve {
 		start := aheadReserve - len(tail)

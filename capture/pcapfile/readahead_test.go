@@ -168,6 +168,24 @@ func TestReadAheadCloseEarly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Reading on after Close fails as reading a closed file does, once the
+	// chunks read ahead are used up; it must not hang.
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ReadAhead()
+	r.Close()
+	for {
+		_, err := r.Next()
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("Next after Close: %v, want a closed-file error", err)
+		}
+		break
+	}
 }
 
 // TestReadAheadNotApplicable: compressed files and streams stay as they are.

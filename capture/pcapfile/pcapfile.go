@@ -210,9 +210,13 @@ func newReader(src io.Reader, name string, size int64) (*Reader, error) {
 	r.rawBuf = newChunkReader(r.raw, bufSize)
 	r.br = r.rawBuf
 	magic, err := r.rawBuf.Peek(4)
-	if dec, err := r.decompressor(magic); err != nil {
-		return nil, err
-	} else if dec != nil {
+	dec, derr := r.decompressor(magic)
+	if derr != nil {
+		return nil, derr
+	}
+	if dec != nil {
+		// The magic that matters is the decompressed stream's, and so is
+		// its read error.
 		r.br = newChunkReader(dec, readBufferSize)
 		magic, err = r.br.Peek(4)
 	}

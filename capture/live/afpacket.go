@@ -81,8 +81,7 @@ type afpSource struct {
 	discardBefore int64
 	ifdrops       *ifaceDropCounter // nil except on an interface's first socket
 
-	stopped   atomic.Bool
-	stopAt    atomic.Int64 // unix ns of Stop: draining ends drainLimit later
+	stopper
 	delivered atomic.Uint64
 	discarded atomic.Uint64
 	readErrs  atomic.Uint64
@@ -268,18 +267,6 @@ func (s *afpSource) Next() (engine.Frame, error) {
 			Interface: s.index,
 		}, nil
 	}
-}
-
-// Stop makes Next return io.EOF once the ring is empty (at most drainLimit
-// later), so a shutdown loses no packet that reached the ring.
-func (s *afpSource) Stop() {
-	if s.stopped.CompareAndSwap(false, true) {
-		s.stopAt.Store(time.Now().UnixNano())
-	}
-}
-
-func (s *afpSource) drained() bool {
-	return s.stopped.Load() && time.Now().UnixNano()-s.stopAt.Load() > int64(drainLimit)
 }
 
 // Close stops the source, waits for a read in progress and unmaps the ring.

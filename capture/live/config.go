@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 )
 
@@ -146,3 +147,24 @@ func (c Config) validate() error {
 // kernel had already captured; a link still flooding at shutdown cannot
 // keep the daemon alive.
 const drainLimit = 2 * time.Second
+
+// stopper is the stop state of a capture handle. After Stop, Next goes on
+// returning what the kernel already holds until a read finds it empty (or
+// drainLimit passed), so a shutdown loses no packet that reached the buffer.
+type stopper struct {
+	stopped atomic.Bool
+	stopAt  atomic.Int64 // unix ns of Stop
+}
+
+// Stop makes Next return io.EOF once the kernel buffer is drained (within
+// the read timeout if a read is blocked, at most drainLimit later).
+func (s *stopper) Stop() {
+	if s.stopped.CompareAndSwap(false, true) {
+		s.stopAt.Store(time.Now().UnixNano())
+	}
+}
+
+// drained reports whether a stopped source must end now.
+func (s *stopper) drained() bool {
+	return s.stopped.Load() && time.Now().UnixNano()-s.stopAt.Load() > int64(drainLimit)
+}

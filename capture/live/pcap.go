@@ -6,7 +6,6 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/gopacket/gopacket/pcap"
 
@@ -37,8 +36,7 @@ type pcapSource struct {
 	handle   *pcap.Handle
 	linkType uint32
 
-	stopped   atomic.Bool
-	stopAt    atomic.Int64 // unix ns of Stop: draining ends drainLimit later
+	stopper
 	delivered atomic.Uint64
 	readErrs  atomic.Uint64
 
@@ -138,19 +136,6 @@ func (s *pcapSource) Next() (engine.Frame, error) {
 		LinkType:  s.linkType,
 		Interface: s.index,
 	}, nil
-}
-
-// Stop makes Next return io.EOF once what the kernel already captured has
-// been read (at most drainLimit later), so a shutdown loses no packet that
-// reached the buffer.
-func (s *pcapSource) Stop() {
-	if s.stopped.CompareAndSwap(false, true) {
-		s.stopAt.Store(time.Now().UnixNano())
-	}
-}
-
-func (s *pcapSource) drained() bool {
-	return s.stopped.Load() && time.Now().UnixNano()-s.stopAt.Load() > int64(drainLimit)
 }
 
 // Close stops the source, waits for a read in progress and closes the handle.

@@ -237,7 +237,11 @@ func (t *Table) Packet(p *decode.Packet) (*Flow, Direction) {
 		// connection, starts a new flow on the same tuple.
 		switch {
 		case p.Timestamp-f.Last > f.list.timeout:
-			t.end(f, EndIdle)
+			r := EndIdle
+			if f.list == &t.closing {
+				r = f.Reason // a closed connection keeps its fin/rst reason
+			}
+			t.end(f, r)
 			f = nil
 		case f.list == &t.closing && p.TCPFlags&(decode.TCPSyn|decode.TCPAck) == decode.TCPSyn:
 			t.end(f, f.Reason)

@@ -212,7 +212,7 @@ func printProgress(w io.Writer, s *engine.Stats, readers []*pcapfile.Reader, tot
 	rate := float64(read) / el
 	eta := "?"
 	if total > 0 && rate > 0 {
-		eta = (time.Duration(float64(total-read)/rate) * time.Second).Round(time.Second).String()
+		eta = time.Duration(float64(total-read) / rate * float64(time.Second)).Round(100 * time.Millisecond).String()
 	}
 	fmt.Fprintf(w, "\r\033[K%s read, %d packets, %s/s, ETA %s", human(float64(read)), s.Frames.Load(), human(rate), eta)
 }

@@ -313,7 +313,7 @@ func takeSnapshot(capt *live.Capture, st *engine.Stats, ds *dissect.Stats, fan *
 				idx[h.Interface] = j
 				s.Capture = append(s.Capture, HandleSnapshot{Interface: h.Interface})
 			}
-			s.Capture[j].Stats.add(hs[i])
+			s.Capture[j].Stats.Add(hs[i])
 		}
 	}
 	for _, q := range fan.Stats() {

@@ -99,29 +99,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 // HandleSnapshot is one interface's capture counters (its sockets summed).
 type HandleSnapshot struct {
-	Interface string          `json:"interface"`
-	Stats     CaptureCounters `json:"stats"`
-}
-
-// CaptureCounters are live.Stats with the field names of the stats event.
-type CaptureCounters struct {
-	Received         uint64 `json:"received"`
-	KernelDropped    uint64 `json:"kernel_dropped"`
-	InterfaceDropped uint64 `json:"interface_dropped"`
-	QueueFreezes     uint64 `json:"queue_freezes"`
-	Delivered        uint64 `json:"delivered"`
-	StartupDiscarded uint64 `json:"startup_discarded"`
-	ReadErrors       uint64 `json:"read_errors"`
-}
-
-func (c *CaptureCounters) add(s live.Stats) {
-	c.Received += s.Received
-	c.KernelDropped += s.KernelDropped
-	c.InterfaceDropped += s.InterfaceDropped
-	c.QueueFreezes += s.QueueFreezes
-	c.Delivered += s.Delivered
-	c.StartupDiscarded += s.StartupDiscarded
-	c.ReadErrors += s.ReadErrors
+	Interface string     `json:"interface"`
+	Stats     live.Stats `json:"stats"`
 }
 
 // OutputSnapshot is one output's queue counters.

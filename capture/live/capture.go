@@ -157,7 +157,7 @@ func (c *Capture) Stats() (Stats, error) {
 	per, err := c.HandleStats()
 	var sum Stats
 	for _, st := range per {
-		sum.add(st)
+		sum.Add(st)
 	}
 	return sum, err
 }

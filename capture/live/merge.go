@@ -239,7 +239,7 @@ func (m *Merged) Stats() (Stats, error) {
 	var errs []error
 	for _, in := range m.inputs {
 		st, err := in.src.Stats()
-		sum.add(st)
+		sum.Add(st)
 		errs = append(errs, err)
 	}
 	return sum, errors.Join(errs...)

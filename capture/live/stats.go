@@ -13,29 +13,30 @@ type Stats struct {
 	// Received counts packets that passed the BPF filter and reached the
 	// kernel capture buffer, including those then dropped for lack of room
 	// (libpcap ps_recv; AF_PACKET tp_packets).
-	Received uint64
+	Received uint64 `json:"received"`
 	// KernelDropped counts packets the kernel dropped because the capture
 	// buffer or ring was full: the process did not keep up (ps_drop; tp_drops).
-	KernelDropped uint64
+	KernelDropped uint64 `json:"kernel_dropped"`
 	// InterfaceDropped counts packets the NIC or driver dropped before the
 	// kernel saw them (rx_missed_errors + rx_fifo_errors since open; libpcap
 	// ps_ifdrop). Counted once per interface, on its first socket. Drivers
 	// that do not keep these counters report 0.
-	InterfaceDropped uint64
+	InterfaceDropped uint64 `json:"interface_dropped"`
 	// QueueFreezes counts TPACKET_V3 ring freezes (every block was full and
 	// the kernel stopped filling the ring until one was released).
-	QueueFreezes uint64
+	QueueFreezes uint64 `json:"queue_freezes"`
 	// Delivered counts frames Next returned.
-	Delivered uint64
+	Delivered uint64 `json:"delivered"`
 	// StartupDiscarded counts AF_PACKET frames that reached the ring before
 	// its filter and fanout group were in place (so may not match the filter
 	// or belong to this socket's share); they are skipped, not delivered.
-	StartupDiscarded uint64
+	StartupDiscarded uint64 `json:"startup_discarded"`
 	// ReadErrors counts reads that failed with an error other than a timeout.
-	ReadErrors uint64
+	ReadErrors uint64 `json:"read_errors"`
 }
 
-func (s *Stats) add(o Stats) {
+// Add adds o's counters to s (summing handles).
+func (s *Stats) Add(o Stats) {
 	s.Received += o.Received
 	s.KernelDropped += o.KernelDropped
 	s.InterfaceDropped += o.InterfaceDropped

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phonehome/phonehome/capture/live"
 	"github.com/phonehome/phonehome/daemon"
 	"github.com/phonehome/phonehome/event"
 )
@@ -114,8 +115,8 @@ func TestLastStatsEvent(t *testing.T) {
 	snap := func(frames uint64) daemon.Snapshot {
 		return daemon.Snapshot{
 			Capture: []daemon.HandleSnapshot{
-				{Interface: "lbcap0", Stats: daemon.CaptureCounters{Received: frames + 7, KernelDropped: 4, InterfaceDropped: 1, StartupDiscarded: 2}},
-				{Interface: "other", Stats: daemon.CaptureCounters{Received: 1, KernelDropped: 1}},
+				{Interface: "lbcap0", Stats: live.Stats{Received: frames + 7, KernelDropped: 4, InterfaceDropped: 1, StartupDiscarded: 2}},
+				{Interface: "other", Stats: live.Stats{Received: 1, KernelDropped: 1}},
 			},
 			Frames: frames, Bytes: 999,
 			Outputs: []daemon.OutputSnapshot{{Name: "file:x", Dropped: 3}, {Name: "file:y", Dropped: 2}},

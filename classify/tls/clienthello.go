@@ -90,6 +90,25 @@ func ParseClientHello(msg []byte) (*ClientHello, error) {
 
 // overrun records that a length field asked for more than remains: a
 // truncation if the message was already known to be short, else a lie.
+// skipSessionID reads past the legacy_session_id vector of a hello and
+// returns its declared length; false when it lies (reported in p).
+func skipSessionID(cur *cursor, p *problem) (int, bool) {
+	sid, ok := cur.u8()
+	if !ok {
+		overrun(p, "session_id length", 1, cur.len())
+		return 0, false
+	}
+	if sid > maxSessionIDLen {
+		p.set(false, ErrMalformed, "session_id length %d exceeds %d", sid, maxSessionIDLen)
+		return int(sid), false
+	}
+	if _, ok = cur.bytes(int(sid)); !ok {
+		overrun(p, "session_id", int(sid), cur.len())
+		return int(sid), false
+	}
+	return int(sid), true
+}
+
 func overrun(p *problem, what string, want, have int) {
 	p.set(false, ErrMalformed, "%s length %d exceeds the %d bytes left", what, want, have)
 }
@@ -109,18 +128,7 @@ func (c *ClientHello) parse(body []byte, p *problem) {
 		overrun(p, "random", 32, cur.len())
 		return
 	}
-	sid, ok := cur.u8()
-	if !ok {
-		overrun(p, "session_id length", 1, cur.len())
-		return
-	}
-	c.SessionIDLen = int(sid)
-	if sid > maxSessionIDLen {
-		p.set(false, ErrMalformed, "session_id length %d exceeds %d", sid, maxSessionIDLen)
-		return
-	}
-	if _, ok = cur.bytes(int(sid)); !ok {
-		overrun(p, "session_id", int(sid), cur.len())
+	if c.SessionIDLen, ok = skipSessionID(&cur, p); !ok {
 		return
 	}
 	n, ok := cur.u16()

@@ -86,18 +86,7 @@ func (s *ServerHello) parse(body []byte, p *problem) {
 		s.parseExtensions(&cur, p)
 		return
 	}
-	sid, ok := cur.u8()
-	if !ok {
-		overrun(p, "session_id length", 1, cur.len())
-		return
-	}
-	s.SessionIDLen = int(sid)
-	if sid > maxSessionIDLen {
-		p.set(false, ErrMalformed, "session_id length %d exceeds %d", sid, maxSessionIDLen)
-		return
-	}
-	if _, ok = cur.bytes(int(sid)); !ok {
-		overrun(p, "session_id", int(sid), cur.len())
+	if s.SessionIDLen, ok = skipSessionID(&cur, p); !ok {
 		return
 	}
 	if s.CipherSuite, ok = cur.u16(); !ok {

@@ -146,26 +146,7 @@ func TestReplayAttribution(t *testing.T) {
 	// Every field, including the geo and alert fields, is ECS.
 	ecs := ecsFields(t)
 	for _, ev := range evs {
-		fields := map[string][]any{}
-		flatten("", ev, fields)
-		for name, vals := range fields {
-			if strings.HasPrefix(name, "phonehome.") {
-				continue
-			}
-			typ, ok := ecs[name]
-			if !ok {
-				typ, ok = extensions[name]
-			}
-			if !ok {
-				t.Errorf("field %s is not ECS", name)
-				continue
-			}
-			for _, v := range vals {
-				if !typeOK(typ, v) {
-					t.Errorf("field %s = %#v is not ECS %s", name, v, typ)
-				}
-			}
-		}
+		checkECS(t, ecs, ev)
 	}
 }
 

@@ -271,6 +271,37 @@ func typeOK(ecsType string, v any) bool {
 	return false
 }
 
+// checkECS reports every field of ev that is neither an ECS field of the
+// right type, under phonehome.*, nor a documented extension, and returns
+// the names of the fields it saw.
+func checkECS(t *testing.T, ecs map[string]string, ev map[string]any) []string {
+	t.Helper()
+	fields := map[string][]any{}
+	flatten("", ev, fields)
+	names := make([]string, 0, len(fields))
+	for name, vals := range fields {
+		names = append(names, name)
+		if strings.HasPrefix(name, "phonehome.") {
+			continue
+		}
+		typ, ok := ecs[name]
+		if !ok {
+			typ, ok = extensions[name]
+		}
+		if !ok {
+			t.Errorf("field %s is neither ECS, phonehome.* nor a documented extension", name)
+			continue
+		}
+		for _, v := range vals {
+			if !typeOK(typ, v) {
+				t.Errorf("field %s = %#v is not of ECS type %s", name, v, typ)
+				break
+			}
+		}
+	}
+	return names
+}
+
 // TestEventsAreECS checks every field of every event from the sample and a
 // set of corpus captures: it must be an ECS field of the right type, under
 // phonehome.*, or a documented extension.
@@ -291,27 +322,8 @@ func TestEventsAreECS(t *testing.T) {
 			if err := json.Unmarshal([]byte(l), &m); err != nil {
 				t.Fatal(err)
 			}
-			fields := map[string][]any{}
-			flatten("", m, fields)
-			for name, vals := range fields {
+			for _, name := range checkECS(t, ecs, m) {
 				seen[name] = true
-				if strings.HasPrefix(name, "phonehome.") {
-					continue
-				}
-				typ, ok := ecs[name]
-				if !ok {
-					typ, ok = extensions[name]
-				}
-				if !ok {
-					t.Errorf("field %s is neither ECS, phonehome.* nor a documented extension", name)
-					continue
-				}
-				for _, v := range vals {
-					if !typeOK(typ, v) {
-						t.Errorf("field %s = %#v is not of ECS type %s", name, v, typ)
-						break
-					}
-				}
 			}
 		}
 	}

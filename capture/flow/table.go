@@ -436,15 +436,36 @@ func (t *Table) moveTo(f *Flow, l *lruList) {
 	}
 }
 
+// maxReorderScan bounds how far back pushBack looks for a flow's place.
+// Captures are in time order but for small reorderings (several capture
+// queues, clock steps); a flow further out of place than this many flows
+// stays where the scan stopped, and only then may expiry vary with the
+// number of workers.
+const maxReorderScan = 1024
+
+// pushBack inserts f by its last-seen time, normally at the tail. Keeping
+// each list sorted even when packets come slightly out of time order makes
+// expiry exact (every flow idle past the timeout, whatever else shares the
+// list), so sharded runs expire the same flows as a single table.
 func (l *lruList) pushBack(f *Flow) {
 	f.list = l
-	f.prev, f.next = l.tail, nil
-	if l.tail != nil {
-		l.tail.next = f
+	after := l.tail
+	for n := 0; after != nil && after.Last > f.Last && n < maxReorderScan; n++ {
+		after = after.prev
+	}
+	f.prev = after
+	if after != nil {
+		f.next = after.next
+		after.next = f
 	} else {
+		f.next = l.head
 		l.head = f
 	}
-	l.tail = f
+	if f.next != nil {
+		f.next.prev = f
+	} else {
+		l.tail = f
+	}
 }
 
 func (l *lruList) remove(f *Flow) {

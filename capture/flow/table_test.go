@@ -156,3 +156,46 @@ func TestICMPAndVLANKeys(t *testing.T) {
 		t.Fatal("the same tuple on another VLAN is another flow")
 	}
 }
+
+// Packets slightly out of time order must not hide an idle flow behind a
+// fresher one in its list: expiry then depends only on each flow's own
+// last-seen time, so a table that holds a subset of the flows (one worker's
+// shard) expires the same ones as a table that holds them all.
+func TestExpiryIgnoresArrivalOrder(t *testing.T) {
+	udpTimeout := NewTable(Config{}, &recorder{}).Config().UDPTimeout
+	// Last-seen times in arrival order: port 30000 is seen last in the
+	// stream but earlier in time than 30001.
+	arrivals := []struct {
+		port uint16
+		ts   int64
+	}{{30001, 10 * sec}, {30000, 9 * sec}, {30002, 9*sec + 1}, {30003, 30 * sec}}
+	now := 9*sec + int64(udpTimeout) + 1 // past 30000's timeout only
+	expired := func(ports map[uint16]bool) map[uint16]bool {
+		r := &recorder{}
+		tb := NewTable(Config{}, r)
+		for _, a := range arrivals {
+			if ports[a.port] {
+				tb.Packet(udp(a.ts, cli, srv, a.port, 9999, 50))
+			}
+		}
+		tb.Advance(now)
+		out := map[uint16]bool{}
+		for _, rec := range r.recs {
+			if rec.reason != EndIdle {
+				t.Fatalf("reason %v", rec.reason)
+			}
+			out[rec.f.ClientPort] = true
+		}
+		return out
+	}
+	all := expired(map[uint16]bool{30000: true, 30001: true, 30002: true, 30003: true})
+	if len(all) != 1 || !all[30000] {
+		t.Fatalf("expired %v, want only port 30000", all)
+	}
+	// The same flows split over two tables.
+	a := expired(map[uint16]bool{30000: true, 30002: true})
+	b := expired(map[uint16]bool{30001: true, 30003: true})
+	if len(a) != 1 || !a[30000] || len(b) != 0 {
+		t.Fatalf("split tables expired %v and %v", a, b)
+	}
+}

@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/phonehome/phonehome/capture/decode"
 	"github.com/phonehome/phonehome/capture/flow"
@@ -228,9 +230,15 @@ type shardRun struct {
 
 func runShard(t *testing.T, src engine.Source, workers int) shardRun {
 	t.Helper()
+	return runShardConfig(t, src, engine.Config{Workers: workers})
+}
+
+func runShardConfig(t *testing.T, src engine.Source, cfg engine.Config) shardRun {
+	t.Helper()
 	out := &collect{}
 	d := newPayloadDigest()
-	st, err := engine.Run(src, out, engine.Config{Workers: workers, NewAnalyzer: func(int, engine.Emitter) engine.Analyzer { return d }})
+	cfg.NewAnalyzer = func(int, engine.Emitter) engine.Analyzer { return d }
+	st, err := engine.Run(src, out, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,5 +369,58 @@ func TestShardedPcapChunks(t *testing.T) {
 	for _, ahead := range []bool{false, true} {
 		got := runShard(t, pcapSource{open(ahead)}, 3)
 		sameRun(t, fmt.Sprintf("read-ahead %v", ahead), got, want)
+	}
+}
+
+// TestShardedOutOfOrder replays closed connections whose last packets come
+// slightly out of time order, as captures from several queues do: a late
+// packet of connection A (older than connection B's last one) arrives after
+// B's. A's close delay is then over at the next tick while B's is not;
+// every run, with any number of workers and its own random shard seed,
+// must end A the same way as one worker does (fin at that tick, not
+// end_of_capture), whether or not A and B share a worker.
+func TestShardedOutOfOrder(t *testing.T) {
+	var b synth.Builder
+	var frames [][]byte
+	var ts []int64
+	add := func(at int64, f []byte) {
+		frames, ts = append(frames, bytes.Clone(f)), append(ts, at)
+	}
+	const ms = int64(time.Millisecond)
+	t0 := int64(1_700_000_000) * int64(time.Second)
+	sv := synth.EP("198.18.1.1:443")
+	ep := func(port int) synth.Endpoint {
+		return synth.Endpoint{Addr: synth.EP("10.1.0.1:1").Addr, Port: uint16(port)}
+	}
+	const pairs = 40
+	for i := range pairs {
+		a, c := ep(20000+i), ep(30000+i)
+		add(t0+1590*ms+int64(i), b.TCP(synth.L2{}, a, sv, 1, 1, synth.ACK|synth.FIN, nil))
+		add(t0+1591*ms+int64(i), b.TCP(synth.L2{}, sv, a, 1, 2, synth.ACK|synth.FIN, nil))
+		add(t0+1940*ms+int64(i), b.TCP(synth.L2{}, c, sv, 1, 1, synth.ACK|synth.FIN, nil))
+		add(t0+1950*ms+int64(i), b.TCP(synth.L2{}, sv, c, 1, 2, synth.ACK|synth.FIN, nil))
+		// A's last packet, within its close delay but older than C's
+		// last one, arrives after it.
+		add(t0+1750*ms+int64(i), b.TCP(synth.L2{}, a, sv, 2, 2, synth.ACK, nil))
+	}
+	// Packet time enters the next second (a tick), then the capture ends.
+	add(t0+2000*ms, b.UDP(synth.L2{}, ep(40000), synth.EP("198.18.1.2:53"), []byte("x")))
+	add(t0+2050*ms, b.UDP(synth.L2{}, ep(40000), synth.EP("198.18.1.2:53"), []byte("y")))
+
+	fc := flow.Config{CloseDelay: 200 * time.Millisecond}
+	want := runShardConfig(t, &chunkedSource{frames: frames, ts: ts}, engine.Config{Workers: 1, Flow: fc})
+	fin := 0
+	for _, l := range want.lines {
+		if strings.Contains(l, `"reason":"fin"`) {
+			fin++
+		}
+	}
+	if fin != pairs {
+		t.Fatalf("one worker ended %d connections as fin, want the %d late ones", fin, pairs)
+	}
+	for run := range 6 {
+		workers := 2 + run%2
+		got := runShardConfig(t, &chunkedSource{frames: frames, ts: ts, owners: run%2 == 0}, engine.Config{Workers: workers, Flow: fc})
+		sameRun(t, fmt.Sprintf("run %d, %d workers", run, workers), got, want)
 	}
 }

@@ -111,7 +111,9 @@ func TestBenchEndToEnd(t *testing.T) {
 	}
 	path, packets := testCapture(t)
 	script := filepath.Join(t.TempDir(), "phonehome")
-	body := "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\ncat >&2 <<'EOF'\n" + summaryOf(int(packets), 77) + "EOF\n"
+	// The events, written in another order by 2 workers, are the same.
+	body := "#!/bin/sh\n" + writeEvents("a\\nb\\n", "b\\na\\n") +
+		"for a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\ncat >&2 <<'EOF'\n" + summaryOf(int(packets), 77) + "EOF\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +130,9 @@ func TestBenchEndToEnd(t *testing.T) {
 		"events: 77 (1 worker), 77 (2 workers)",
 		"replay(1 worker) / floor time:",
 		"speedup of 2 workers over 1:",
+		"2 x replay --workers 1 at once",
+		"median over the 2 rounds",
+		"this machine's ceiling:",
 	} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report lacks %q:\n%s", want, rep)
@@ -138,8 +143,8 @@ func TestBenchEndToEnd(t *testing.T) {
 			t.Errorf("unexpected %q (counts disagree?)", line)
 		}
 	}
-	if n := strings.Count(log.String(), "  run "); n != 6 {
-		t.Errorf("%d timed runs logged, want 2 runs x 3 configurations:\n%s", n, log.String())
+	if n := strings.Count(log.String(), "  run "); n != 8 {
+		t.Errorf("%d timed runs logged, want 2 runs x 4 configurations:\n%s", n, log.String())
 	}
 }
 
@@ -160,7 +165,7 @@ func TestBenchFailsOnBrokenReplay(t *testing.T) {
 func TestBenchReportsEventMismatch(t *testing.T) {
 	path, packets := testCapture(t)
 	script := filepath.Join(t.TempDir(), "phonehome")
-	body := "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\n" +
+	body := "#!/bin/sh\n" + writeEvents("a\\n", "a\\n") + "for a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\n" +
 		"if [ \"$5\" = 2 ]; then cat >&2 <<'EOF'\n" + summaryOf(int(packets), 78) + "EOF\nelse cat >&2 <<'EOF'\n" + summaryOf(int(packets), 77) + "EOF\nfi\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
@@ -168,6 +173,28 @@ func TestBenchReportsEventMismatch(t *testing.T) {
 	var out, log bytes.Buffer
 	rc := run([]string{"-capture", path, "-phonehome", script, "-runs", "1", "-strict"}, &out, &log)
 	if rc != 1 || !strings.Contains(out.String(), "MISMATCH: 1 worker emitted 77 events, 2 workers 78") {
+		t.Fatalf("exit %d, report:\n%s\nlog:\n%s", rc, out.String(), log.String())
+	}
+}
+
+// writeEvents is a stand-in phonehome's shell code that writes one and two
+// workers' events (printf formats) to the -o file.
+func writeEvents(one, two string) string {
+	return "if [ \"$2\" = -o ]; then if [ \"$5\" = 2 ]; then printf '" + two + "' > \"$3\"; else printf '" + one + "' > \"$3\"; fi; fi\n"
+}
+
+// TestBenchReportsEventDifference: the same number of events but not the
+// same events is a mismatch too.
+func TestBenchReportsEventDifference(t *testing.T) {
+	path, packets := testCapture(t)
+	script := filepath.Join(t.TempDir(), "phonehome")
+	body := "#!/bin/sh\n" + writeEvents("a\\nb\\n", "a\\nc\\n") + "for a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\ncat >&2 <<'EOF'\n" + summaryOf(int(packets), 2) + "EOF\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out, log bytes.Buffer
+	rc := run([]string{"-capture", path, "-phonehome", script, "-runs", "1", "-strict"}, &out, &log)
+	if rc != 1 || !strings.Contains(out.String(), "MISMATCH: 1 and 2 workers emitted different events") {
 		t.Fatalf("exit %d, report:\n%s\nlog:\n%s", rc, out.String(), log.String())
 	}
 }

@@ -123,8 +123,53 @@ func (d *Decoder) Decode(p *Packet, linkType uint32, frame []byte, ts int64, wir
 		return d.etherType(p, binary.BigEndian.Uint16(frame[0:]), frame[20:], 0)
 	case LinkTypePPP, LinkTypePPPHDLC:
 		return d.ppp(p, frame, 0)
+	case LinkTypeNFLOG:
+		return d.nflog(p, frame)
 	}
 	return SkipUnknownLink
+}
+
+// nflogPayload is the NFLOG attribute type (NFULA_PAYLOAD) that holds the
+// logged packet, from its IP header on.
+const nflogPayload = 9
+
+// nflog reads a Linux NFLOG frame: a 4-byte header (address family,
+// version, resource id), then type-length-value attributes padded to 4
+// bytes. Attribute lengths and types are in the byte order of the machine
+// that captured (libpcap does not convert them), so little-endian, the
+// common case, is tried first and big-endian second: a length read in the
+// wrong order overruns the frame.
+func (d *Decoder) nflog(p *Packet, b []byte) Reason {
+	if len(b) < 4 {
+		return SkipTruncatedLink
+	}
+	for _, order := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+		if ip, ok := nflogAttr(b[4:], order, nflogPayload); ok {
+			// The family (b[0]) is AF_INET or AF_INET6; the IP version
+			// nibble says the same and also serves AF_UNSPEC.
+			return d.rawIP(p, ip, 0)
+		}
+	}
+	return SkipNonIP
+}
+
+// nflogAttr returns the value of the first attribute of type want. A value
+// cut short by the snap length is returned as far as it was captured.
+func nflogAttr(b []byte, order binary.ByteOrder, want uint16) ([]byte, bool) {
+	for len(b) >= 4 {
+		l, typ := int(order.Uint16(b)), order.Uint16(b[2:])&0x7fff // top bit: nested
+		if l < 4 {
+			return nil, false
+		}
+		if typ == want {
+			return b[4:min(l, len(b))], true
+		}
+		if l > len(b) {
+			return nil, false
+		}
+		b = b[min((l+3)&^3, len(b)):]
+	}
+	return nil, false
 }
 
 func (d *Decoder) rawIP(p *Packet, b []byte, depth int) Reason {
@@ -433,7 +478,7 @@ func (d *Decoder) transport(p *Packet, proto uint8, b []byte, plen int, depth in
 			if len(b) >= 4 { // snapped: ports are still usable
 				p.SrcPort = binary.BigEndian.Uint16(b)
 				p.DstPort = binary.BigEndian.Uint16(b[2:])
-				p.Payload, p.PayloadLength = nil, plen-8
+				p.Payload, p.PayloadLength = nil, max(plen-8, 0)
 				return OK
 			}
 			return SkipTruncatedL4
@@ -456,7 +501,7 @@ func (d *Decoder) transport(p *Packet, proto uint8, b []byte, plen int, depth in
 			p.ICMPID = binary.BigEndian.Uint16(b[4:])
 		}
 		p.Payload = b[4:]
-		p.PayloadLength = plen - 4
+		p.PayloadLength = max(plen-4, 0)
 		return OK
 	case ProtoSCTP:
 		if len(b) < 4 {

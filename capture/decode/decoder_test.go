@@ -169,3 +169,55 @@ func TestLinkTypesAndStacks(t *testing.T) {
 		t.Errorf("unknown link type: %v", r)
 	}
 }
+
+// nflogFrame builds an NFLOG frame: the header, a prefix attribute, a
+// 5-byte attribute (padded) and the payload attribute, with lengths and
+// types in the given byte order.
+func nflogFrame(order binary.ByteOrder, ip []byte) []byte {
+	b := []byte{2, 0, 0, 20} // AF_INET, version 0, resource id 20
+	attr := func(typ uint16, v []byte) {
+		var h [4]byte
+		order.PutUint16(h[0:], uint16(4+len(v)))
+		order.PutUint16(h[2:], typ)
+		b = append(append(b, h[:]...), v...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+	}
+	attr(1, []byte{0x08, 0x00, 1, 0}) // packet header
+	attr(10, []byte("drop\x00"))      // log prefix, padded
+	attr(nflogPayload, ip)
+	return b
+}
+
+func TestNFLOG(t *testing.T) {
+	inner := ipv4(1, 0, false, ProtoUDP, udpDatagram(5353, 53, []byte("query")), 0)
+	for _, order := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+		frame := nflogFrame(order, inner)
+		var p Packet
+		if r := NewDecoder(DefragLimits{}).Decode(&p, LinkTypeNFLOG, frame, 0, len(frame)); r != OK {
+			t.Fatalf("%v: %v", order, r)
+		}
+		if p.SrcPort != 5353 || p.DstPort != 53 || string(p.Payload) != "query" || p.IPLength != len(inner) {
+			t.Fatalf("%v: %+v", order, p)
+		}
+		// Cut by the snap length inside the payload: decoded as far as
+		// captured, with the real IP length.
+		snapped := frame[:len(frame)-5] // 3 bytes of padding, 2 of the payload
+		if r := NewDecoder(DefragLimits{}).Decode(&p, LinkTypeNFLOG, snapped, 0, len(frame)); r != OK || p.IPLength != len(inner) || !p.Truncated() {
+			t.Fatalf("%v snapped: %v %+v", order, r, p)
+		}
+	}
+	for name, frame := range map[string][]byte{
+		"short header":   {2, 0},
+		"no payload":     nflogFrame(binary.LittleEndian, nil)[:20],
+		"zero length":    {2, 0, 0, 20, 0, 0, 9, 0},
+		"overrun":        {2, 0, 0, 20, 0xff, 0x7f, 1, 0, 0, 0, 0, 0},
+		"payload not IP": nflogFrame(binary.LittleEndian, []byte{0x15, 0, 0, 0}),
+	} {
+		var p Packet
+		if r := NewDecoder(DefragLimits{}).Decode(&p, LinkTypeNFLOG, frame, 0, len(frame)); r == OK {
+			t.Errorf("%s: decoded %+v", name, p)
+		}
+	}
+}

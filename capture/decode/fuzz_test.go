@@ -16,6 +16,7 @@ var fuzzLinkTypes = []uint32{
 	decode.LinkTypeEthernet, decode.LinkTypeRaw, decode.LinkTypeRawOld, decode.LinkTypeRawOld2,
 	decode.LinkTypeIPv4, decode.LinkTypeIPv6, decode.LinkTypeNull, decode.LinkTypeLoop,
 	decode.LinkTypeSLL, decode.LinkTypeSLL2, decode.LinkTypePPP, decode.LinkTypePPPHDLC,
+	decode.LinkTypeNFLOG,
 }
 
 // fuzzSeedCaptures hold encapsulations, fragments and the usual protocols.
@@ -23,7 +24,7 @@ var fuzzSeedCaptures = []string{
 	"ja4/gre-erspan-vxlan.pcap", "ja4/tcpdump-geneve.pcap", "arkime/gtp-iphone.pcap", "zeek/tunnels__Teredo.pcap",
 	"zeek/pppoe-over-qinq.pcap", "arkime/mpls-basic.pcap", "zeek/ipv6-fragmented-dns.pcap",
 	"suricata-verify/defrag__bug-6887-defrag-ipv4-tcp-syn.pcap", "zeek/linux_dlt_sll2.pcap", "arkime/ssl-selfsign.pcap",
-	"suricata-verify/decode-sll2-01.pcap", "ja4/tls12.pcap",
+	"suricata-verify/decode-sll2-01.pcap", "ja4/tls12.pcap", "tcpdump/nflog.pcap",
 }
 
 func linkIndex(lt uint32) byte {

@@ -26,6 +26,7 @@ const (
 	LinkTypeSLL      uint32 = 113 // Linux cooked capture v1
 	LinkTypeIPv4     uint32 = 228 //
 	LinkTypeIPv6     uint32 = 229 //
+	LinkTypeNFLOG    uint32 = 239 // Linux netfilter log (iptables NFLOG target, tcpdump -i nflog)
 	LinkTypeSLL2     uint32 = 276 // Linux cooked capture v2 (tcpdump -i any)
 )
 

@@ -749,10 +749,6 @@ var knownDifferences = map[string]string{
 	"suricata-verify/dns__dns-incomplete.pcap|dns.question (name/type)":       "DNS over TCP on port 5353: we take DNS over TCP on port 53 only (5353 is multicast DNS, UDP)",
 	"suricata-verify/dns__dns-incomplete.pcap|dns.rcode":                      "DNS over TCP on port 5353: we take DNS over TCP on port 53 only (5353 is multicast DNS, UDP)",
 	"suricata-verify/dns__dns-incomplete.pcap|dns.a":                          "DNS over TCP on port 5353: we take DNS over TCP on port 53 only (5353 is multicast DNS, UDP)",
-	"tcpdump/nflog.pcap|dns.question (name/type)":                             "NFLOG link type (239): the decoder does not read it (counted as unknown_link_type)",
-	"tcpdump/nflog.pcap|dns.rcode":                                            "NFLOG link type (239): the decoder does not read it (counted as unknown_link_type)",
-	"tcpdump/nflog.pcap|dns.a":                                                "NFLOG link type (239): the decoder does not read it (counted as unknown_link_type)",
-	"tcpdump/nflog.pcap|dns.aaaa":                                             "NFLOG link type (239): the decoder does not read it (counted as unknown_link_type)",
 	"zeek/dns__dynamic-update.pcap|dns.cname":                                 "DNS UPDATE: CNAME records with empty RDATA (delete an RRset, RFC 2136 2.5.2) are listed by us with empty data, not by tshark",
 	"zeek/quic__vector-max-size-crash.pcap|dns.question (name/type)":          "a fuzzed datagram to UDP 443 (the test's QUIC crash input): tshark's heuristics take it for DNS and print a garbage question",
 }

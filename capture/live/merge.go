@@ -5,7 +5,6 @@ import (
 	"io"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/phonehome/phonehome/engine"
@@ -40,11 +39,14 @@ type mergeInput struct {
 // kernel, so interfaces are merged in time order only as far as their frames
 // are already waiting. Next is not safe for concurrent use.
 type Merged struct {
-	inputs  []*mergeInput
-	ready   chan *slot // filled slots from every reader
-	stop    chan struct{}
-	stopped atomic.Bool
+	inputs []*mergeInput
+	ready  chan *slot // filled slots from every reader
+	// closed tells the readers that the consumer is gone (Close): a reader
+	// waiting for a free slot leaves. Stop only stops the inputs, which then
+	// drain their kernel buffers and end, and Next delivers all of it.
+	closed  chan struct{}
 	stopMu  sync.Once
+	closeMu sync.Once
 	timeout time.Duration
 	timer   *time.Timer
 	last    *slot // returned by the previous Next; recycled on the next
@@ -61,7 +63,7 @@ func Merge(readTimeout time.Duration, srcs ...Source) *Merged {
 	m := &Merged{
 		inputs:  make([]*mergeInput, len(srcs)),
 		ready:   make(chan *slot, len(srcs)*mergeSlots),
-		stop:    make(chan struct{}),
+		closed:  make(chan struct{}),
 		timeout: readTimeout,
 		timer:   time.NewTimer(time.Hour),
 		live:    len(srcs),
@@ -86,7 +88,7 @@ func (m *Merged) read(in *mergeInput) {
 		var s *slot
 		select {
 		case s = <-in.free:
-		case <-m.stop:
+		case <-m.closed:
 			// The consumer is gone: report the end if a slot frees up,
 			// otherwise just leave (Close only waits for readers).
 			select {
@@ -125,9 +127,6 @@ func (m *Merged) Next() (engine.Frame, error) {
 		m.last = nil
 	}
 	for {
-		if m.stopped.Load() {
-			return engine.Frame{}, io.EOF
-		}
 		m.drain()
 		if s := m.pick(); s != nil {
 			if s.err != nil {
@@ -156,7 +155,7 @@ func (m *Merged) Next() (engine.Frame, error) {
 			m.enqueue(s)
 		case <-m.timer.C:
 			return engine.Frame{}, engine.ErrNoPacket
-		case <-m.stop:
+		case <-m.closed:
 			m.timer.Stop()
 			return engine.Frame{}, io.EOF
 		}
@@ -210,11 +209,12 @@ func (m *Merged) pick() *slot {
 	return s
 }
 
-// Stop stops every input and makes Next return io.EOF.
+// Stop stops every input. Each goes on delivering what its kernel buffer
+// already holds (for at most drainLimit) and then ends; Next returns all of
+// it, interleaved as before, and io.EOF once every input ended, so a
+// shutdown loses no captured packet on any interface.
 func (m *Merged) Stop() {
 	m.stopMu.Do(func() {
-		m.stopped.Store(true)
-		close(m.stop)
 		for _, in := range m.inputs {
 			in.src.Stop()
 		}
@@ -222,9 +222,10 @@ func (m *Merged) Stop() {
 }
 
 // Close stops, waits for the readers (at most a read timeout) and closes
-// every input.
+// every input. Next must not be running or called again.
 func (m *Merged) Close() error {
 	m.Stop()
+	m.closeMu.Do(func() { close(m.closed) })
 	m.readers.Wait()
 	var errs []error
 	for _, in := range m.inputs {

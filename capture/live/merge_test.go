@@ -25,6 +25,9 @@ type fakeSource struct {
 	closed  atomic.Bool
 	reads   atomic.Int64
 	wait    time.Duration
+	// drain: after Stop, the rest of the script still comes (a kernel
+	// buffer being drained), then io.EOF.
+	drain bool
 }
 
 type fakeResult struct {
@@ -39,7 +42,7 @@ func (s *fakeSource) Next() (engine.Frame, error) {
 	for i := range s.buf {
 		s.buf[i] = 0xee
 	}
-	if s.stopped.Load() {
+	if s.stopped.Load() && (!s.drain || len(s.script) == 0) {
 		return engine.Frame{}, io.EOF
 	}
 	if len(s.script) == 0 {
@@ -191,5 +194,47 @@ func TestMergeZeroAlloc(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per Next", allocs)
+	}
+}
+
+// TestMergeDrainsOnStop: after Stop, what every input still holds (its
+// kernel buffer) is delivered, each input's frames in order, before io.EOF.
+func TestMergeDrainsOnStop(t *testing.T) {
+	n := mergeSlots + 50 // more than the slots: some stays in the sources
+	ta, tb := make([]int64, n), make([]int64, n)
+	for i := range n {
+		ta[i], tb[i] = int64(2*i+1), int64(2*i+2)
+	}
+	a := &fakeSource{script: frames("a", ta...), drain: true, wait: time.Millisecond}
+	b := &fakeSource{script: frames("b", tb...), drain: true, wait: time.Millisecond}
+	m := Merge(20*time.Millisecond, a, b)
+	defer m.Close()
+	first, err := m.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[byte]int64{first.Data[0]: first.Timestamp}
+	m.Stop()
+	got := 1
+	for {
+		fr, err := m.Next()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, engine.ErrNoPacket) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := fr.Data[0]
+		if fr.Timestamp <= last[in] {
+			t.Fatalf("input %c: frame at %d after %d", in, fr.Timestamp, last[in])
+		}
+		last[in] = fr.Timestamp
+		got++
+	}
+	if got != 2*n {
+		t.Fatalf("%d frames delivered after Stop, want all %d", got, 2*n)
 	}
 }

@@ -110,13 +110,9 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Skip("no /bin/sh for the stand-in phonehome")
 	}
 	path, packets := testCapture(t)
-	script := filepath.Join(t.TempDir(), "phonehome")
 	// The events, written in another order by 2 workers, are the same.
-	body := "#!/bin/sh\n" + writeEvents("a\\nb\\n", "b\\na\\n") +
-		"for a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\ncat >&2 <<'EOF'\n" + summaryOf(int(packets), 77) + "EOF\n"
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	script := standIn(t, writeEvents("a\\nb\\n", "b\\na\\n")+
+		"for a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\ncat >&2 <<'EOF'\n"+summaryOf(int(packets), 77)+"EOF\n")
 	var out, log bytes.Buffer
 	if rc := run([]string{"-capture", path, "-phonehome", script, "-runs", "2"}, &out, &log); rc != 0 {
 		t.Fatalf("exit %d: %s", rc, log.String())
@@ -150,10 +146,7 @@ func TestBenchEndToEnd(t *testing.T) {
 
 func TestBenchFailsOnBrokenReplay(t *testing.T) {
 	path, _ := testCapture(t)
-	script := filepath.Join(t.TempDir(), "phonehome")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'replay: boom' >&2\nexit 1\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	script := standIn(t, "echo 'replay: boom' >&2\nexit 1\n")
 	var out, log bytes.Buffer
 	if rc := run([]string{"-capture", path, "-phonehome", script, "-runs", "1"}, &out, &log); rc != 1 || !strings.Contains(log.String(), "boom") {
 		t.Fatalf("exit %d, log %q; want 1 and the child's stderr", rc, log.String())
@@ -164,12 +157,8 @@ func TestBenchFailsOnBrokenReplay(t *testing.T) {
 // count is reported, and -strict turns it into a failure.
 func TestBenchReportsEventMismatch(t *testing.T) {
 	path, packets := testCapture(t)
-	script := filepath.Join(t.TempDir(), "phonehome")
-	body := "#!/bin/sh\n" + writeEvents("a\\n", "a\\n") + "for a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\n" +
-		"if [ \"$5\" = 2 ]; then cat >&2 <<'EOF'\n" + summaryOf(int(packets), 78) + "EOF\nelse cat >&2 <<'EOF'\n" + summaryOf(int(packets), 77) + "EOF\nfi\n"
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	script := standIn(t, writeEvents("a\\n", "a\\n")+"for a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\n"+
+		"if [ \"$5\" = 2 ]; then cat >&2 <<'EOF'\n"+summaryOf(int(packets), 78)+"EOF\nelse cat >&2 <<'EOF'\n"+summaryOf(int(packets), 77)+"EOF\nfi\n")
 	var out, log bytes.Buffer
 	rc := run([]string{"-capture", path, "-phonehome", script, "-runs", "1", "-strict"}, &out, &log)
 	if rc != 1 || !strings.Contains(out.String(), "MISMATCH: 1 worker emitted 77 events, 2 workers 78") {
@@ -187,14 +176,21 @@ func writeEvents(one, two string) string {
 // same events is a mismatch too.
 func TestBenchReportsEventDifference(t *testing.T) {
 	path, packets := testCapture(t)
-	script := filepath.Join(t.TempDir(), "phonehome")
-	body := "#!/bin/sh\n" + writeEvents("a\\nb\\n", "a\\nc\\n") + "for a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\ncat >&2 <<'EOF'\n" + summaryOf(int(packets), 2) + "EOF\n"
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	script := standIn(t, writeEvents("a\\nb\\n", "a\\nc\\n")+"for a in \"$@\"; do [ \"$a\" = --quiet ] && exit 0; done\ncat >&2 <<'EOF'\n"+summaryOf(int(packets), 2)+"EOF\n")
 	var out, log bytes.Buffer
 	rc := run([]string{"-capture", path, "-phonehome", script, "-runs", "1", "-strict"}, &out, &log)
 	if rc != 1 || !strings.Contains(out.String(), "MISMATCH: 1 and 2 workers emitted different events") {
 		t.Fatalf("exit %d, report:\n%s\nlog:\n%s", rc, out.String(), log.String())
 	}
+}
+
+// standIn writes a shell script that stands in for phonehome and returns
+// its path.
+func standIn(t *testing.T, body string) string {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "phonehome")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script
 }

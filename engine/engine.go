@@ -3,7 +3,9 @@
 // one goroutine or with flows sharded by a symmetric hash across N workers,
 // and produces the same events in both cases (order aside), because all
 // timing comes from packet timestamps and time ticks reach every worker at
-// the same point of the packet stream.
+// the same point of the packet stream. Run reads and decodes on one
+// goroutine for all workers; RunRecords, for one uncompressed pcap file,
+// lets the workers take turns at reading and decoding it.
 package engine
 
 import (

@@ -338,6 +338,7 @@ func (d *Decoder) ipv4(p *Packet, b []byte, depth int) Reason {
 	frag := binary.BigEndian.Uint16(b[6:])
 	if frag&0x3fff != 0 { // MF set or offset non-zero
 		if d.Defrag == nil {
+			p.Fragment = true
 			// Without reassembly only the first fragment carries ports.
 			if frag&0x1fff != 0 {
 				p.Payload, p.PayloadLength = nil, 0
@@ -421,6 +422,7 @@ func (d *Decoder) ipv6(p *Packet, b []byte, depth int) Reason {
 				continue
 			}
 			if d.Defrag == nil {
+				p.Fragment = true
 				p.Proto = inner
 				if off>>3 != 0 {
 					return OK

@@ -221,3 +221,41 @@ func TestNFLOG(t *testing.T) {
 		}
 	}
 }
+
+// TestFragmentMarkWithoutDefrag: a decoder without a defragmenter marks IP
+// fragments (first or not, v4 or v6) so that a caller can hand them to one
+// that has it; a whole packet is not marked.
+func TestFragmentMarkWithoutDefrag(t *testing.T) {
+	udp := udpDatagram(5353, 53, make([]byte, 40))
+	first := ipv4(7, 0, true, ProtoUDP, udp[:24], 0)
+	later := ipv4(7, 24, false, ProtoUDP, udp[24:], 0)
+	whole := ipv4(8, 0, false, ProtoUDP, udp, 0)
+	v6frag := make([]byte, 40+8+16)
+	v6frag[0], v6frag[6], v6frag[7] = 0x60, 44, 64 // next header: fragment
+	binary.BigEndian.PutUint16(v6frag[4:], 8+16)
+	v6frag[40] = ProtoUDP
+	binary.BigEndian.PutUint16(v6frag[42:], 0x0001) // offset 0, more fragments
+	copy(v6frag[48:], udp[:16])
+	for name, tc := range map[string]struct {
+		frame []byte
+		link  uint32
+		frag  bool
+	}{
+		"first v4 fragment": {first, LinkTypeRaw, true},
+		"later v4 fragment": {later, LinkTypeRaw, true},
+		"v6 fragment":       {v6frag, LinkTypeRaw, true},
+		"whole datagram":    {whole, LinkTypeRaw, false},
+	} {
+		var p Packet
+		(&Decoder{}).Decode(&p, tc.link, tc.frame, 0, len(tc.frame))
+		if p.Fragment != tc.frag {
+			t.Errorf("%s: Fragment %v", name, p.Fragment)
+		}
+		// With a defragmenter the first fragment is held, not marked.
+		if tc.frag && name != "later v4 fragment" {
+			if r := NewDecoder(DefragLimits{}).Decode(&p, tc.link, tc.frame, 0, len(tc.frame)); r == OK || p.Fragment {
+				t.Errorf("%s with a defragmenter: %v, Fragment %v", name, r, p.Fragment)
+			}
+		}
+	}
+}

@@ -111,6 +111,9 @@ type Packet struct {
 	Proto     uint8
 	// Reassembled is set when the packet was rebuilt from IP fragments.
 	Reassembled bool
+	// Fragment is set, by a Decoder without a defragmenter, when the packet
+	// is an IP fragment (so a decoder with one would have held it).
+	Fragment bool
 
 	SrcPort, DstPort uint16
 	TCPFlags         uint8

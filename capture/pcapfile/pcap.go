@@ -41,26 +41,35 @@ func (r *Reader) nextPcap() (Packet, error) {
 	if err != nil {
 		return Packet{}, err
 	}
-	sec, frac := r.u32(h), r.u32(h[4:])
-	capLen, wireLen := r.u32(h[8:]), r.u32(h[12:])
-	if capLen > r.snapLimit {
-		return Packet{}, r.corrupt(r.off, "record captured length %d exceeds %s", capLen, limitText(r.snapLen, r.snapLimit))
+	p, n, err := r.recordHeader(h, r.off)
+	if err != nil {
+		return Packet{}, err
 	}
-	n := r.recHdrLen + int(capLen)
 	b, err := r.peek(n, false, "pcap record")
 	if err != nil {
 		return Packet{}, err
 	}
 	r.consume(n)
+	p.Data = b[r.recHdrLen:n:n]
+	return p, nil
+}
+
+// recordHeader reads the classic pcap record header h, at offset off: the
+// packet but its Data, and the length of the whole record.
+func (r *Reader) recordHeader(h []byte, off int64) (Packet, int, error) {
+	sec, frac := r.u32(h), r.u32(h[4:])
+	capLen, wireLen := r.u32(h[8:]), r.u32(h[12:])
+	if capLen > r.snapLimit {
+		return Packet{}, 0, r.corrupt(off, "record captured length %d exceeds %s", capLen, limitText(r.snapLen, r.snapLimit))
+	}
 	return Packet{
-		Data: b[r.recHdrLen:n:n],
 		// The pcap format stores seconds unsigned (as tshark and gopacket
 		// read them), so captures run to 2106.
 		Timestamp:     int64(sec)*1e9 + int64(frac)*r.tsScale,
 		CaptureLength: int(capLen),
 		Length:        int(wireLen),
 		LinkType:      r.linkType,
-	}, nil
+	}, r.recHdrLen + int(capLen), nil
 }
 
 var _ io.Closer = (*Reader)(nil)

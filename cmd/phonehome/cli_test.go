@@ -181,6 +181,16 @@ func TestReplayBadInput(t *testing.T) {
 	if code != 0 || !strings.Contains(errs, "warning") || len(lines(out)) == 0 {
 		t.Fatalf("truncated: exit %d, %d events, stderr %q", code, len(lines(out)), errs)
 	}
+	// With 2 workers taking turns at reading the file: the same warning
+	// and events.
+	code2, out2, errs2 := runCLI(t, nil, "replay", "--workers", "2", cut)
+	warning := func(s string) string {
+		w, _, _ := strings.Cut(s[strings.Index(s, "warning"):], "\n")
+		return w
+	}
+	if code2 != 0 || warning(errs2) != warning(errs) || strings.Join(sortedEvents(out2), "\n") != strings.Join(sortedEvents(out), "\n") {
+		t.Fatalf("truncated, 2 workers: exit %d, stderr %q; 1 worker's %q", code2, errs2, errs)
+	}
 	// A corrupt capture among good ones: the others still run, exit 1.
 	bad := testcorpus.Path(t, "suricata-verify/bug-1450-04.pcap")
 	code, out, errs = runCLI(t, nil, "replay", "--quiet", bad, testcorpus.Path(t, "ja4/tls12.pcap"))

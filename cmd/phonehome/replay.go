@@ -93,8 +93,26 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer cf.close()
 
 	failed := false
+	// One uncompressed pcap file and several workers: the workers take turns
+	// reading it (engine.RunRecords), so reading and decoding run on every
+	// core.
+	var records *pcapfile.Records
+	if args := fs.Args(); rf.workers > 1 && len(args) == 1 && args[0] != "-" {
+		rs, ok, err := pcapfile.OpenRecords(args[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "phonehome replay: %v\n", err)
+			return 1
+		}
+		if ok {
+			defer rs.Close()
+			records = rs
+		}
+	}
 	var readers []*pcapfile.Reader
 	for _, path := range fs.Args() {
+		if records != nil {
+			break
+		}
 		var r *pcapfile.Reader
 		var err error
 		if path == "-" {
@@ -115,7 +133,7 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		readers = append(readers, r)
 	}
-	if len(readers) == 0 {
+	if len(readers) == 0 && records == nil {
 		return 1
 	}
 
@@ -131,7 +149,6 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	out := newLineWriter(dst)
 
-	src := engine.FileSource(pcapfile.NewMerger(readers...))
 	var dstats dissect.Stats
 	host, _ := os.Hostname()
 	cfg := engine.Config{
@@ -160,8 +177,20 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			total += r.Size()
 		}
 	}
+	read := func(*engine.Stats) int64 {
+		var n int64
+		for _, r := range readers {
+			n += r.BytesRead()
+		}
+		return n
+	}
+	if records != nil {
+		total = records.Size()
+		// Records and their headers, as far as decoded.
+		read = func(s *engine.Stats) int64 { return int64(s.CaptureBytes.Load() + 16*s.Frames.Load()) }
+	}
 	if progress {
-		cfg.Progress = func(s *engine.Stats) { printProgress(stderr, s, readers, total) }
+		cfg.Progress = func(s *engine.Stats) { printProgress(stderr, s, read(s), total) }
 	}
 	switch rf.stages {
 	case "flows":
@@ -169,7 +198,12 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "dissect":
 		cfg.Classifier = nil
 	}
-	st, err := engine.Run(src, out, cfg)
+	var st *engine.Stats
+	if records != nil {
+		st, err = engine.RunRecords(records, out, cfg)
+	} else {
+		st, err = engine.Run(engine.FileSource(pcapfile.NewMerger(readers...)), out, cfg)
+	}
 	if ferr := out.Flush(); ferr != nil && err == nil {
 		err = fmt.Errorf("write events: %w", ferr)
 	}
@@ -203,11 +237,7 @@ func isTerminal(w io.Writer) bool {
 	return err == nil
 }
 
-func printProgress(w io.Writer, s *engine.Stats, readers []*pcapfile.Reader, total int64) {
-	var read int64
-	for _, r := range readers {
-		read += r.BytesRead()
-	}
+func printProgress(w io.Writer, s *engine.Stats, read, total int64) {
 	el := time.Since(s.Started).Seconds()
 	rate := float64(read) / el
 	eta := "?"

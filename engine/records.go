@@ -1,0 +1,360 @@
+package engine
+
+import (
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/phonehome/phonehome/capture/decode"
+	"github.com/phonehome/phonehome/capture/flow"
+	"github.com/phonehome/phonehome/capture/pcapfile"
+)
+
+// stretchSize is how much of the file a worker reads at a time: a stretch
+// and the packets decoded from it stay in the reading core's cache while it
+// decodes them and runs its own shard's share. A variable for tests.
+var stretchSize = 1 << 20
+
+// stretchesAhead bounds the buffers of a worker that other workers have yet
+// to process (its pool; more are made while all are in use).
+const stretchesAhead = 8
+
+// RunRecords replays one uncompressed classic pcap file with the workers
+// taking turns at the reading, for captures on disk with several workers:
+// worker i reads stretches i, i+N, i+2N... of the file, each into a buffer
+// of its own, and decodes them there, while the bytes are in its core's
+// cache. Run instead reads and decodes on one goroutine that the workers
+// wait for, and hands every packet and payload across cores.
+//
+// Two tokens go from stretch to stretch in file order. The first carries
+// the record boundary: a worker walks its stretch's records (cheap) and
+// hands it on at once, so the workers decode their stretches at the same
+// time, without a defragmenter. The second carries the decoding state (the
+// defragmenter, time ticks, counters): with it, a worker reassembles its
+// stretch's fragments, places the time ticks and splits the packets by
+// shard, in order. Each worker then processes, in file order, its shard of
+// every stretch: of its own from its cache, of the others' as they were
+// handed over.
+//
+// Events are the same as Run's with as many workers (order aside). Source
+// errors (a corrupt record, a capture cut short) go to Config.OnSourceError
+// wrapped in ErrContinue, after every packet before them.
+func RunRecords(rs *pcapfile.Records, out Output, cfg Config) (*Stats, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	n := cfg.Workers
+	st := cfg.newStats()
+	col := newCollector(cfg, out, st, n, true)
+	state := &runner{cfg: cfg, stats: st, dec: decode.NewDecoder(cfg.Defrag), seed: rand.Uint64()}
+	walks := make([]chan *walkToken, n)
+	turns := make([]chan *runner, n)
+	lists := make([][]chan *shardList, n) // lists[to][from]
+	for i := range n {
+		walks[i], turns[i] = make(chan *walkToken, 1), make(chan *runner, 1)
+		lists[i] = make([]chan *shardList, n)
+		for j := range n {
+			lists[i][j] = make(chan *shardList, stretchesAhead)
+		}
+	}
+	walks[0] <- &walkToken{off: rs.Start()}
+	turns[0] <- state
+	var wg sync.WaitGroup
+	for i := range n {
+		rw := &recordsWorker{id: i, n: n, rs: rs, w: newWorker(i, cfg, col), walks: walks, turns: turns, lists: lists,
+			pool: make(chan *stretch, stretchesAhead), dec: &decode.Decoder{}, seed: state.seed}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rw.run()
+		}()
+	}
+	wg.Wait()
+	state.flushCounts()
+	state.dec.Defrag.Flush()
+	st.mu.Lock()
+	st.defrag = state.dec.Defrag.Stats()
+	st.mu.Unlock()
+	col.wait()
+	return st, nil
+}
+
+// walkToken carries the record boundary from stretch to stretch.
+type walkToken struct {
+	off  int64  // file offset of the first byte of tail
+	tail []byte // the start of a record that the previous stretch cut
+	done bool   // the file ended (or failed): no stretch follows
+}
+
+// stretch is a buffer a worker read part of the file into.
+type stretch struct {
+	buf  []byte
+	refs atomic.Int32 // shard lists not yet processed
+	pool chan *stretch
+}
+
+func (s *stretch) release() {
+	if s.refs.Add(-1) == 0 {
+		select {
+		case s.pool <- s:
+		default:
+		}
+	}
+}
+
+// shardList is one shard's packets of one stretch, with the time ticks
+// that fall among them.
+type shardList struct {
+	pkts  []decode.Packet
+	ticks []tickMark // at: index in pkts
+	arena []byte     // payloads of reassembled packets
+	buf   *stretch
+	last  bool // the last stretch of the file
+}
+
+// frameInfo is a frame of a stretch and how the worker decoded it on its
+// own: the shard it went to, or -1 (skipped, or a fragment).
+type frameInfo struct {
+	fr     pcapfile.Packet
+	reason decode.Reason
+	shard  int32
+	frag   bool // an IP fragment: decoded again, in order, with the defragmenter
+}
+
+type recordsWorker struct {
+	id, n int
+	rs    *pcapfile.Records
+	w     *worker
+	walks []chan *walkToken
+	turns []chan *runner
+	lists [][]chan *shardList
+	pool  chan *stretch
+	dec   *decode.Decoder // without a defragmenter: fragments wait for the token
+	frs   []frameInfo
+	pos   []int
+	free  []*shardList
+	seed  uint64 // the run's shard hash seed, as in the token's runner
+}
+
+func (rw *recordsWorker) run() {
+	defer rw.w.finish()
+	for k := rw.id; ; k += rw.n {
+		mine, ok := rw.stretch(k)
+		// The stretches before this one were read by the other workers:
+		// their lists for this shard come first.
+		for j := max(k-rw.n+1, 0); j < k; j++ {
+			l := <-rw.lists[rw.id][j%rw.n]
+			rw.process(l)
+			if l.last {
+				return
+			}
+		}
+		if !ok {
+			return // the file ended before this stretch
+		}
+		rw.process(mine)
+		if mine.last {
+			return
+		}
+	}
+}
+
+// stretch reads, walks and decodes stretch k, and returns this shard's
+// list of it; ok is false when the file ended before it.
+func (rw *recordsWorker) stretch(k int) (*shardList, bool) {
+	var s *stretch
+	select {
+	case s = <-rw.pool:
+	default:
+		s = &stretch{buf: make([]byte, pcapfile.MaxRecordLength+stretchSize), pool: rw.pool}
+	}
+	// Stretches lie at fixed offsets: the workers read at the same time.
+	got, rerr := rw.rs.ReadAt(s.buf[pcapfile.MaxRecordLength:], rw.rs.Start()+int64(k)*int64(stretchSize))
+
+	// First token: the records' boundaries.
+	wt := <-rw.walks[rw.id]
+	nextWalk := rw.walks[(rw.id+1)%rw.n]
+	if wt.done {
+		nextWalk <- wt
+		// The decoding token follows the same way.
+		rw.turns[(rw.id+1)%rw.n] <- <-rw.turns[rw.id]
+		s.refs.Store(1)
+		s.release()
+		return nil, false
+	}
+	start := pcapfile.MaxRecordLength - len(wt.tail)
+	copy(s.buf[start:], wt.tail)
+	data := s.buf[start : pcapfile.MaxRecordLength+got]
+	frs := rw.frs[:0]
+	off := wt.off
+	used, werr := rw.rs.Walk(data, off, func(fr pcapfile.Packet) {
+		frs = append(frs, frameInfo{fr: fr})
+	})
+	var srcErr error
+	wt.off += int64(used)
+	wt.tail = append(wt.tail[:0], data[used:]...)
+	switch {
+	case werr != nil:
+		wt.done, srcErr = true, werr
+	case rerr != nil && !errors.Is(rerr, io.EOF):
+		wt.done, srcErr = true, rerr
+	case got < stretchSize:
+		// The end of the file: a record cut short is reported as a Reader
+		// does, after every packet before it.
+		wt.done = true
+		if len(wt.tail) > 0 {
+			srcErr = rw.rs.Truncated(wt.off, wt.tail)
+		}
+	}
+	last := wt.done
+	nextWalk <- wt // wt is the next worker's from here on
+
+	// Decoding, at the same time as the other workers, straight into the
+	// shard lists. A fragment is only marked: it waits for the
+	// defragmenter, which comes with the second token.
+	ls := make([]*shardList, rw.n)
+	for i := range ls {
+		ls[i] = rw.list()
+		ls[i].buf, ls[i].last = s, last
+	}
+	s.refs.Store(int32(rw.n))
+	var p decode.Packet
+	for i := range frs {
+		f := &frs[i]
+		f.shard = -1
+		f.reason = rw.dec.Decode(&p, uint32(f.fr.LinkType), f.fr.Data, f.fr.Timestamp, f.fr.Length)
+		if p.Fragment {
+			// Whatever became of it without a defragmenter: with one, the
+			// fragment may be held, or complete a datagram.
+			f.frag = true
+			continue
+		}
+		if f.reason != decode.OK {
+			continue
+		}
+		p.Interface = f.fr.Interface
+		f.shard = int32(flow.ShardHash(&p, rw.seed) % uint64(rw.n))
+		ls[f.shard].pkts = append(ls[f.shard].pkts, p)
+	}
+	rw.frs = frs
+
+	// Second token: the decoding state, in file order: counters, time
+	// ticks, and the fragments through the defragmenter as Run has them.
+	r := <-rw.turns[rw.id]
+	pos := rw.pos[:0]
+	for range rw.n {
+		pos = append(pos, 0) // packets of each list passed so far
+	}
+	c := &r.counts
+	for i := range frs {
+		f := &frs[i]
+		c.n++
+		c.total++
+		c.capBytes += uint64(len(f.fr.Data))
+		c.wireBytes += uint64(f.fr.Length)
+		if c.first == 0 {
+			c.first = f.fr.Timestamp
+		}
+		c.last = max(c.last, f.fr.Timestamp)
+		if c.n >= statsEvery {
+			r.flushCounts()
+			r.progressTick()
+		}
+		reason, shard := f.reason, f.shard
+		if f.frag {
+			reason = r.dec.Decode(&p, uint32(f.fr.LinkType), f.fr.Data, f.fr.Timestamp, f.fr.Length)
+			if reason == decode.OK {
+				p.Interface = f.fr.Interface
+				shard = int32(flow.ShardHash(&p, r.seed) % uint64(rw.n))
+				ls[shard].insert(pos[shard], &p)
+			}
+		}
+		if reason != decode.OK {
+			c.skipped[reason]++
+			continue
+		}
+		c.packets++
+		if now, due := r.tickDue(f.fr.Timestamp); due {
+			for j, l := range ls {
+				l.ticks = append(l.ticks, tickMark{at: pos[j], now: now})
+			}
+		}
+		pos[shard]++
+	}
+	rw.pos = pos
+	if srcErr != nil {
+		r.sourceError(srcErr)
+	}
+	rw.turns[(rw.id+1)%rw.n] <- r
+	for i, l := range ls {
+		if i != rw.id {
+			rw.lists[i][rw.id] <- l
+		}
+	}
+	return ls[rw.id], true
+}
+
+// insert places the reassembled packet p at index at, its payload copied
+// (it lies in the defragmenter's buffer, which the next fragment reuses).
+func (l *shardList) insert(at int, p *decode.Packet) {
+	start := len(l.arena)
+	l.arena = append(l.arena, p.Payload...)
+	l.pkts = append(l.pkts, decode.Packet{})
+	copy(l.pkts[at+1:], l.pkts[at:])
+	l.pkts[at] = *p
+	l.pkts[at].Payload = l.arena[start:len(l.arena):len(l.arena)]
+}
+
+// process runs this worker's shard of a stretch, then releases it.
+func (rw *recordsWorker) process(l *shardList) {
+	t := 0
+	for i := range l.pkts {
+		for ; t < len(l.ticks) && l.ticks[t].at == i; t++ {
+			rw.w.tick(l.ticks[t].now)
+		}
+		rw.w.packet(&l.pkts[i])
+	}
+	for ; t < len(l.ticks); t++ {
+		rw.w.tick(l.ticks[t].now)
+	}
+	l.buf.release()
+	l.buf = nil
+	// A list goes back to the worker that processed it: each makes and
+	// reuses its own, and the numbers even out.
+	if len(rw.free) < 4*stretchesAhead {
+		rw.free = append(rw.free, l)
+	}
+}
+
+func (rw *recordsWorker) list() *shardList {
+	if n := len(rw.free); n > 0 {
+		l := rw.free[n-1]
+		rw.free = rw.free[:n-1]
+		l.pkts, l.ticks, l.arena, l.last = l.pkts[:0], l.ticks[:0], l.arena[:0], false
+		return l
+	}
+	return &shardList{pkts: make([]decode.Packet, 0, 2*stretchSize/1024/rw.n)}
+}
+
+// sourceError reports a source error as Run does: the run goes on (here, to
+// the end of what was read before it).
+func (r *runner) sourceError(err error) {
+	r.flushCounts()
+	if r.cfg.OnSourceError != nil {
+		r.cfg.OnSourceError(errors.Join(ErrContinue, err))
+	}
+}
+
+// progressTick calls Config.Progress about every 250 ms.
+func (r *runner) progressTick() {
+	if r.cfg.Progress == nil {
+		return
+	}
+	if now := time.Now(); now.Sub(r.progress) > 250*time.Millisecond {
+		r.progress = now
+		r.cfg.Progress(r.stats)
+	}
+}

@@ -65,7 +65,7 @@ func RunRecords(rs *pcapfile.Records, out Output, cfg Config) (*Stats, error) {
 	var wg sync.WaitGroup
 	for i := range n {
 		rw := &recordsWorker{id: i, n: n, rs: rs, w: newWorker(i, cfg, col), walks: walks, turns: turns, lists: lists,
-			pool: make(chan *stretch, stretchesAhead), dec: &decode.Decoder{}, seed: state.seed}
+			pool: &stretchPool{}, dec: &decode.Decoder{}, seed: state.seed}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -93,15 +93,39 @@ type walkToken struct {
 type stretch struct {
 	buf  []byte
 	refs atomic.Int32 // shard lists not yet processed
-	pool chan *stretch
+	pool *stretchPool
 }
 
 func (s *stretch) release() {
 	if s.refs.Add(-1) == 0 {
-		select {
-		case s.pool <- s:
-		default:
-		}
+		s.pool.put(s)
+	}
+}
+
+// stretchPool keeps a worker's free buffers as a stack: the one released
+// last, likeliest still in cache, is read into next, so the kernel's copy
+// into it costs less.
+type stretchPool struct {
+	mu   sync.Mutex
+	free []*stretch
+}
+
+func (p *stretchPool) get() *stretch {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		s := p.free[n-1]
+		p.free = p.free[:n-1]
+		return s
+	}
+	return &stretch{buf: make([]byte, pcapfile.MaxRecordLength+stretchSize), pool: p}
+}
+
+func (p *stretchPool) put(s *stretch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < stretchesAhead {
+		p.free = append(p.free, s)
 	}
 }
 
@@ -131,7 +155,7 @@ type recordsWorker struct {
 	walks []chan *walkToken
 	turns []chan *runner
 	lists [][]chan *shardList
-	pool  chan *stretch
+	pool  *stretchPool
 	dec   *decode.Decoder // without a defragmenter: fragments wait for the token
 	frs   []frameInfo
 	pos   []int
@@ -165,12 +189,7 @@ func (rw *recordsWorker) run() {
 // stretch reads, walks and decodes stretch k, and returns this shard's
 // list of it; ok is false when the file ended before it.
 func (rw *recordsWorker) stretch(k int) (*shardList, bool) {
-	var s *stretch
-	select {
-	case s = <-rw.pool:
-	default:
-		s = &stretch{buf: make([]byte, pcapfile.MaxRecordLength+stretchSize), pool: rw.pool}
-	}
+	s := rw.pool.get()
 	// Stretches lie at fixed offsets: the workers read at the same time.
 	got, rerr := rw.rs.ReadAt(s.buf[pcapfile.MaxRecordLength:], rw.rs.Start()+int64(k)*int64(stretchSize))
 

@@ -291,6 +291,18 @@ type counts struct {
 	first, last                  int64 // packet time of the first and last frame
 }
 
+// frame counts a frame read.
+func (c *counts) frame(capLen, wireLen int, ts int64) {
+	c.n++
+	c.total++
+	c.capBytes += uint64(capLen)
+	c.wireBytes += uint64(wireLen)
+	if c.first == 0 {
+		c.first = ts
+	}
+	c.last = max(c.last, ts)
+}
+
 // flushCounts adds the local counters to Stats.
 func (r *runner) flushCounts() {
 	c, st := &r.counts, r.stats
@@ -316,17 +328,24 @@ func (r *runner) flushCounts() {
 	c.n, c.capBytes, c.wireBytes, c.packets = 0, 0, 0, 0
 }
 
+// progressTick calls Config.Progress about every 250 ms. It is called as
+// counters are flushed; it looks at the clock every 16384 frames only.
+func (r *runner) progressTick() {
+	if r.cfg.Progress == nil || r.counts.total&0x3fff >= statsEvery {
+		return
+	}
+	if now := time.Now(); now.Sub(r.progress) > 250*time.Millisecond {
+		r.progress = now
+		r.cfg.Progress(r.stats)
+	}
+}
+
 // read pulls the next frame, decodes it into p and reports whether p holds a
 // packet. done is true at the end of the source.
 func (r *runner) read(p *decode.Packet) (ok, done bool, err error) {
 	if c := &r.counts; c.n >= statsEvery {
 		r.flushCounts()
-		if r.cfg.Progress != nil && c.total&0x3fff < statsEvery {
-			if now := time.Now(); now.Sub(r.progress) > 250*time.Millisecond {
-				r.progress = now
-				r.cfg.Progress(r.stats)
-			}
-		}
+		r.progressTick()
 	}
 	fr, err := r.src.Next()
 	if err != nil {
@@ -348,14 +367,7 @@ func (r *runner) read(p *decode.Packet) (ok, done bool, err error) {
 	}
 	r.frame = fr.Data
 	c := &r.counts
-	c.n++
-	c.total++
-	c.capBytes += uint64(len(fr.Data))
-	c.wireBytes += uint64(fr.Length)
-	if c.first == 0 {
-		c.first = fr.Timestamp
-	}
-	c.last = max(c.last, fr.Timestamp)
+	c.frame(len(fr.Data), fr.Length, fr.Timestamp)
 	reason := r.dec.Decode(p, fr.LinkType, fr.Data, fr.Timestamp, fr.Length)
 	if reason != decode.OK {
 		c.skipped[reason]++

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/phonehome/phonehome/capture/decode"
 	"github.com/phonehome/phonehome/capture/flow"
@@ -270,14 +269,7 @@ func (rw *recordsWorker) stretch(k int) (*shardList, bool) {
 	c := &r.counts
 	for i := range frs {
 		f := &frs[i]
-		c.n++
-		c.total++
-		c.capBytes += uint64(len(f.fr.Data))
-		c.wireBytes += uint64(f.fr.Length)
-		if c.first == 0 {
-			c.first = f.fr.Timestamp
-		}
-		c.last = max(c.last, f.fr.Timestamp)
+		c.frame(len(f.fr.Data), f.fr.Length, f.fr.Timestamp)
 		if c.n >= statsEvery {
 			r.flushCounts()
 			r.progressTick()
@@ -364,16 +356,5 @@ func (r *runner) sourceError(err error) {
 	r.flushCounts()
 	if r.cfg.OnSourceError != nil {
 		r.cfg.OnSourceError(errors.Join(ErrContinue, err))
-	}
-}
-
-// progressTick calls Config.Progress about every 250 ms.
-func (r *runner) progressTick() {
-	if r.cfg.Progress == nil {
-		return
-	}
-	if now := time.Now(); now.Sub(r.progress) > 250*time.Millisecond {
-		r.progress = now
-		r.cfg.Progress(r.stats)
 	}
 }

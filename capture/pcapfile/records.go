@@ -45,9 +45,6 @@ func OpenRecords(path string) (rs *Records, ok bool, err error) {
 	return &Records{hdr: r, f: f, size: r.size, start: pcapFileHeaderLen}, true, nil
 }
 
-// Name is the file name used in errors.
-func (rs *Records) Name() string { return rs.hdr.name }
-
 // Size is the file's size in bytes.
 func (rs *Records) Size() int64 { return rs.size }
 

@@ -73,20 +73,10 @@ type ClientHello struct {
 // recorded in Truncated and Anomaly); its fingerprints describe only the
 // part that was read. Bytes after the declared handshake length are ignored.
 func ParseClientHello(msg []byte) (*ClientHello, error) {
-	var p problem
-	body, err := handshakeBody(msg, TypeClientHello, &p)
-	if err != nil {
-		return nil, fmt.Errorf("tls: client hello: %w", err)
-	}
-	c := &ClientHello{}
-	c.parse(body, &p)
-	if p.err != nil {
-		c.Truncated = p.truncated
-		c.Anomaly = p.reason
-		return c, fmt.Errorf("tls: client hello: %w", p.err)
-	}
-	return c, nil
+	return parseHello(msg, TypeClientHello, "client hello", &ClientHello{})
 }
+
+func (c *ClientHello) noteProblem(p *problem) { c.Truncated, c.Anomaly = p.truncated, p.reason }
 
 // overrun records that a length field asked for more than remains: a
 // truncation if the message was already known to be short, else a lie.

@@ -98,6 +98,30 @@ func (p *problem) set(truncated bool, kind error, format string, args ...any) {
 // handshakeBody checks the 4-byte handshake header of msg against want and
 // returns the body, cut to the declared length. A body shorter than declared
 // is returned as far as it goes, with the problem noted.
+// hello is a ClientHello or ServerHello being parsed.
+type hello interface {
+	*ClientHello | *ServerHello
+	parse(body []byte, p *problem)
+	noteProblem(p *problem)
+}
+
+// parseHello parses the hello message msg of type typ into h: nil when the
+// header is missing or the type is wrong, else h with any defect recorded
+// and returned as an error.
+func parseHello[H hello](msg []byte, typ uint8, what string, h H) (H, error) {
+	var p problem
+	body, err := handshakeBody(msg, typ, &p)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %s: %w", what, err)
+	}
+	h.parse(body, &p)
+	if p.err != nil {
+		h.noteProblem(&p)
+		return h, fmt.Errorf("tls: %s: %w", what, p.err)
+	}
+	return h, nil
+}
+
 func handshakeBody(msg []byte, want uint8, p *problem) ([]byte, error) {
 	if len(msg) < handshakeHeaderLen {
 		return nil, fmt.Errorf("handshake header needs %d bytes, have %d: %w", handshakeHeaderLen, len(msg), ErrTruncated)

@@ -1,9 +1,6 @@
 package tls
 
-import (
-	"bytes"
-	"fmt"
-)
+import "bytes"
 
 // helloRetryRandom is the fixed ServerHello.random that marks a TLS 1.3
 // HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 section 4.1.3).
@@ -49,20 +46,10 @@ func (s *ServerHello) Version() uint16 {
 // missing or the type is wrong; otherwise partial fields plus an error
 // wrapping ErrTruncated or ErrMalformed.
 func ParseServerHello(msg []byte) (*ServerHello, error) {
-	var p problem
-	body, err := handshakeBody(msg, TypeServerHello, &p)
-	if err != nil {
-		return nil, fmt.Errorf("tls: server hello: %w", err)
-	}
-	s := &ServerHello{}
-	s.parse(body, &p)
-	if p.err != nil {
-		s.Truncated = p.truncated
-		s.Anomaly = p.reason
-		return s, fmt.Errorf("tls: server hello: %w", p.err)
-	}
-	return s, nil
+	return parseHello(msg, TypeServerHello, "server hello", &ServerHello{})
 }
+
+func (s *ServerHello) noteProblem(p *problem) { s.Truncated, s.Anomaly = p.truncated, p.reason }
 
 func (s *ServerHello) parse(body []byte, p *problem) {
 	cur := cursor{body}

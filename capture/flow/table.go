@@ -201,7 +201,10 @@ type Table struct {
 // NewTable returns an empty table.
 func NewTable(cfg Config, h Handler) *Table {
 	cfg = cfg.WithDefaults()
-	t := &Table{cfg: cfg, handler: h, flows: make(map[Key]*Flow, min(cfg.MaxFlows, 1<<16))}
+	// The map grows with the flows seen, a small table at a time: sizing it
+	// for many flows up front costs megabytes of page faults at start-up,
+	// before the first packet, for flows a capture may never have.
+	t := &Table{cfg: cfg, handler: h, flows: make(map[Key]*Flow)}
 	t.tcp.timeout = int64(cfg.TCPTimeout)
 	t.udp.timeout = int64(cfg.UDPTimeout)
 	t.other.timeout = int64(cfg.OtherTimeout)

@@ -34,6 +34,7 @@ type collector struct {
 	active  []bool
 	enc     *event.Encoder
 	encJobs []chan []*event.Event // one per encoder: a flow always goes to the same one
+	jobs    [][]*event.Event      // per encoder, the events of its next job
 	encWG   sync.WaitGroup
 	emitBuf []*event.Event
 	now     int64
@@ -51,6 +52,7 @@ func newCollector(cfg Config, out Output, st *Stats, workers int, aligned bool) 
 		// Encoding is the costliest per-event step: spread it over as many
 		// goroutines as there are workers.
 		c.encJobs = make([]chan []*event.Event, workers)
+		c.jobs = make([][]*event.Event, workers)
 		for i := 0; i < workers; i++ {
 			jobs := make(chan []*event.Event, 4)
 			c.encJobs[i] = jobs
@@ -168,13 +170,16 @@ func (c *collector) process(group []*evBatch) {
 		}
 		return cmp.Compare(a.Phonehome.FlowID, b.Phonehome.FlowID)
 	})
-	out := c.emitBuf[:0]
-	emit := func(ev *event.Event) { out = append(out, ev) }
+	// Each event goes to its encoder as soon as the classifier is done
+	// with it (the alerts it raised follow it), so encoding runs alongside
+	// the classifier instead of after the whole group.
+	emit := func(ev *event.Event) { c.emitBuf = append(c.emitBuf, ev) }
 	for _, ev := range all {
-		out = append(out, ev)
 		if c.cfg.Classifier != nil {
 			c.cfg.Classifier.Process(ev, emit)
 		}
+		c.send(ev)
+		c.sendEmitted()
 		c.now = max(c.now, ev.Timestamp)
 	}
 	tick := group[0].tick
@@ -184,47 +189,53 @@ func (c *collector) process(group []*evBatch) {
 	if c.cfg.Classifier != nil && !group[0].last {
 		c.now = max(c.now, tick)
 		c.cfg.Classifier.Tick(c.now, emit)
+		c.sendEmitted()
 	}
-	c.emitBuf = out[:0]
-	c.writeAll(out)
+	c.flushJobs()
 }
 
 func (c *collector) finish() {
 	if c.cfg.Classifier == nil {
 		return
 	}
-	var out []*event.Event
-	c.cfg.Classifier.Finish(c.now, func(ev *event.Event) { out = append(out, ev) })
-	c.writeAll(out)
+	c.cfg.Classifier.Finish(c.now, func(ev *event.Event) { c.emitBuf = append(c.emitBuf, ev) })
+	c.sendEmitted()
+	c.flushJobs()
 }
 
 // encChunk is how many events one encoding job carries.
 const encChunk = 512
 
-func (c *collector) writeAll(evs []*event.Event) {
-	if len(evs) == 0 {
-		return
+func (c *collector) sendEmitted() {
+	for _, ev := range c.emitBuf {
+		c.send(ev)
 	}
+	clear(c.emitBuf)
+	c.emitBuf = c.emitBuf[:0]
+}
+
+// send hands an event to its encoder. Encoding is spread over the encoders
+// by flow id, so each flow's events keep their order in the output (Kafka
+// partitions by flow).
+func (c *collector) send(ev *event.Event) {
 	if c.inline {
-		for _, ev := range evs {
-			c.write(c.enc, ev)
-		}
+		c.write(c.enc, ev)
 		return
 	}
-	// Encoding is spread over the encoders by flow id, so each flow's
-	// events keep their order in the output (Kafka partitions by flow).
-	jobs := make([][]*event.Event, c.workers)
-	for _, ev := range evs {
-		i := int(fnv32(ev.Phonehome.FlowID) % uint32(c.workers))
-		jobs[i] = append(jobs[i], ev)
-		if len(jobs[i]) >= encChunk {
-			c.encJobs[i] <- jobs[i]
-			jobs[i] = nil
-		}
+	i := int(fnv32(ev.Phonehome.FlowID) % uint32(c.workers))
+	c.jobs[i] = append(c.jobs[i], ev)
+	if len(c.jobs[i]) >= encChunk {
+		c.encJobs[i] <- c.jobs[i]
+		c.jobs[i] = nil
 	}
-	for i, j := range jobs {
+}
+
+// flushJobs sends the events still waiting for a full job.
+func (c *collector) flushJobs() {
+	for i, j := range c.jobs {
 		if len(j) > 0 {
 			c.encJobs[i] <- j
+			c.jobs[i] = nil
 		}
 	}
 }

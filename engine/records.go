@@ -17,26 +17,28 @@ import (
 // decodes them and runs its own shard's share. A variable for tests.
 var stretchSize = 1 << 20
 
-// stretchesAhead bounds the buffers of a worker that other workers have yet
-// to process (its pool; more are made while all are in use).
-const stretchesAhead = 8
+// freeStretches bounds the free buffers a worker keeps (more are made while
+// all are in use, which queuedStretches bounds).
+const freeStretches = 8
 
 // RunRecords replays one uncompressed classic pcap file with the workers
 // taking turns at the reading, for captures on disk with several workers:
-// worker i reads stretches i, i+N, i+2N... of the file, each into a buffer
-// of its own, and decodes them there, while the bytes are in its core's
-// cache. Run instead reads and decodes on one goroutine that the workers
-// wait for, and hands every packet and payload across cores.
+// a worker claims the next stretch of the file, reads it into a buffer of
+// its own and decodes it there, while the bytes are in its core's cache.
+// Run instead reads and decodes on one goroutine that the workers wait for,
+// and hands every packet and payload across cores.
 //
 // Two tokens go from stretch to stretch in file order. The first carries
 // the record boundary: a worker walks its stretch's records (cheap) and
 // hands it on at once, so the workers decode their stretches at the same
 // time, without a defragmenter. The second carries the decoding state (the
 // defragmenter, time ticks, counters): with it, a worker reassembles its
-// stretch's fragments, places the time ticks and splits the packets by
-// shard, in order. Each worker then processes, in file order, its shard of
-// every stretch: of its own from its cache, of the others' as they were
-// handed over.
+// stretch's fragments, places the time ticks and queues the packets of
+// each shard for the worker that owns it, in file order. Each worker
+// processes its shard's queue; while it waits for a token it works on that
+// queue, and a worker whose turn comes while another is descheduled goes
+// on claiming stretches (until that one's queue is full) instead of
+// waiting for it.
 //
 // Events are the same as Run's with as many workers (order aside). Source
 // errors (a corrupt record, a capture cut short) go to Config.OnSourceError
@@ -49,22 +51,18 @@ func RunRecords(rs *pcapfile.Records, out Output, cfg Config) (*Stats, error) {
 	st := cfg.newStats()
 	col := newCollector(cfg, out, st, n, true)
 	state := &runner{cfg: cfg, stats: st, dec: decode.NewDecoder(cfg.Defrag), seed: rand.Uint64()}
-	walks := make([]chan *walkToken, n)
-	turns := make([]chan *runner, n)
-	lists := make([][]chan *shardList, n) // lists[to][from]
+	sh := &recordsShared{rs: rs, n: n, seed: state.seed,
+		walks: make([]chan *walkToken, n), turns: make([]chan *runner, n), queues: make([]chan *shardList, n)}
 	for i := range n {
-		walks[i], turns[i] = make(chan *walkToken, 1), make(chan *runner, 1)
-		lists[i] = make([]chan *shardList, n)
-		for j := range n {
-			lists[i][j] = make(chan *shardList, stretchesAhead)
-		}
+		sh.walks[i], sh.turns[i] = make(chan *walkToken, 1), make(chan *runner, 1)
+		sh.queues[i] = make(chan *shardList, queuedStretches)
 	}
-	walks[0] <- &walkToken{off: rs.Start()}
-	turns[0] <- state
+	sh.walks[0] <- &walkToken{off: rs.Start()}
+	sh.turns[0] <- state
 	var wg sync.WaitGroup
 	for i := range n {
-		rw := &recordsWorker{id: i, n: n, rs: rs, w: newWorker(i, cfg, col), walks: walks, turns: turns, lists: lists,
-			pool: &stretchPool{}, dec: &decode.Decoder{}, seed: state.seed}
+		rw := &recordsWorker{recordsShared: sh, id: i, w: newWorker(i, cfg, col), queue: sh.queues[i],
+			pool: &stretchPool{}, dec: &decode.Decoder{}}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -79,6 +77,26 @@ func RunRecords(rs *pcapfile.Records, out Output, cfg Config) (*Stats, error) {
 	st.mu.Unlock()
 	col.wait()
 	return st, nil
+}
+
+// queuedStretches bounds a shard's queue: how far the other workers may run
+// ahead of the worker that owns it (the buffers they hold are bounded by
+// the same number).
+const queuedStretches = 16
+
+// recordsShared is what RunRecords' workers share.
+type recordsShared struct {
+	rs    *pcapfile.Records
+	n     int
+	seed  uint64       // the run's shard hash seed, as in the decoding token's runner
+	next  atomic.Int64 // the next stretch to claim
+	ended atomic.Bool  // a worker found the end of the file: claim no more
+	// The tokens for stretch k wait in walks[k%n] and turns[k%n]: at most
+	// n stretches are claimed and not yet past a token (one per worker),
+	// and they are consecutive, so no two share a slot.
+	walks  []chan *walkToken
+	turns  []chan *runner
+	queues []chan *shardList // per shard, in file order
 }
 
 // walkToken carries the record boundary from stretch to stretch.
@@ -123,7 +141,7 @@ func (p *stretchPool) get() *stretch {
 func (p *stretchPool) put(s *stretch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free) < stretchesAhead {
+	if len(p.free) < freeStretches {
 		p.free = append(p.free, s)
 	}
 }
@@ -148,60 +166,82 @@ type frameInfo struct {
 }
 
 type recordsWorker struct {
-	id, n int
-	rs    *pcapfile.Records
-	w     *worker
-	walks []chan *walkToken
-	turns []chan *runner
-	lists [][]chan *shardList
-	pool  *stretchPool
-	dec   *decode.Decoder // without a defragmenter: fragments wait for the token
-	frs   []frameInfo
-	pos   []int
-	free  []*shardList
-	seed  uint64 // the run's shard hash seed, as in the token's runner
+	*recordsShared
+	id       int
+	w        *worker
+	queue    chan *shardList // this worker's shard
+	pool     *stretchPool
+	dec      *decode.Decoder // without a defragmenter: fragments wait for the token
+	frs      []frameInfo
+	pos      []int
+	free     []*shardList
+	finished bool // the shard's last list was processed
 }
 
 func (rw *recordsWorker) run() {
 	defer rw.w.finish()
-	for k := rw.id; ; k += rw.n {
-		mine, ok := rw.stretch(k)
-		// The stretches before this one were read by the other workers:
-		// their lists for this shard come first.
-		for j := max(k-rw.n+1, 0); j < k; j++ {
-			l := <-rw.lists[rw.id][j%rw.n]
-			rw.process(l)
-			if l.last {
-				return
+	for !rw.ended.Load() {
+		rw.stretch(rw.next.Add(1) - 1)
+		// This shard's packets so far, before reading on: the lists just
+		// queued are in cache.
+		for !rw.finished {
+			select {
+			case l := <-rw.queue:
+				rw.process(l)
+				continue
+			default:
 			}
+			break
 		}
-		if !ok {
-			return // the file ended before this stretch
-		}
-		rw.process(mine)
-		if mine.last {
-			return
+	}
+	for !rw.finished {
+		rw.process(<-rw.queue)
+	}
+}
+
+// await receives a token, working on this worker's shard while it waits.
+func await[T any](rw *recordsWorker, token chan T) T {
+	for {
+		select {
+		case t := <-token:
+			return t
+		case l := <-rw.queue:
+			rw.process(l)
 		}
 	}
 }
 
-// stretch reads, walks and decodes stretch k, and returns this shard's
-// list of it; ok is false when the file ended before it.
-func (rw *recordsWorker) stretch(k int) (*shardList, bool) {
+// enqueue queues a list for its shard's worker; when that queue is this
+// worker's own and full, it makes room by processing.
+func (rw *recordsWorker) enqueue(shard int, l *shardList) {
+	for {
+		select {
+		case rw.queues[shard] <- l:
+			return
+		case l2 := <-rw.queue:
+			rw.process(l2)
+		}
+	}
+}
+
+// stretch reads, walks and decodes stretch k, and queues its packets for
+// the shards' workers; past the end of the file it only hands the tokens on.
+func (rw *recordsWorker) stretch(k int64) {
 	s := rw.pool.get()
 	// Stretches lie at fixed offsets: the workers read at the same time.
-	got, rerr := rw.rs.ReadAt(s.buf[pcapfile.MaxRecordLength:], rw.rs.Start()+int64(k)*int64(stretchSize))
+	got, rerr := rw.rs.ReadAt(s.buf[pcapfile.MaxRecordLength:], rw.rs.Start()+k*int64(stretchSize))
+	nextSlot := int((k + 1) % int64(rw.n))
 
 	// First token: the records' boundaries.
-	wt := <-rw.walks[rw.id]
-	nextWalk := rw.walks[(rw.id+1)%rw.n]
+	wt := await(rw, rw.walks[k%int64(rw.n)])
 	if wt.done {
-		nextWalk <- wt
+		rw.ended.Store(true)
+		rw.walks[nextSlot] <- wt
 		// The decoding token follows the same way.
-		rw.turns[(rw.id+1)%rw.n] <- <-rw.turns[rw.id]
+		rw.turns[nextSlot] <- await(rw, rw.turns[k%int64(rw.n)])
 		s.refs.Store(1)
 		s.release()
-		return nil, false
+		return
 	}
 	start := pcapfile.MaxRecordLength - len(wt.tail)
 	copy(s.buf[start:], wt.tail)
@@ -228,7 +268,10 @@ func (rw *recordsWorker) stretch(k int) (*shardList, bool) {
 		}
 	}
 	last := wt.done
-	nextWalk <- wt // wt is the next worker's from here on
+	if last {
+		rw.ended.Store(true)
+	}
+	rw.walks[nextSlot] <- wt // wt is the next stretch's from here on
 
 	// Decoding, at the same time as the other workers, straight into the
 	// shard lists. A fragment is only marked: it waits for the
@@ -261,7 +304,7 @@ func (rw *recordsWorker) stretch(k int) (*shardList, bool) {
 
 	// Second token: the decoding state, in file order: counters, time
 	// ticks, and the fragments through the defragmenter as Run has them.
-	r := <-rw.turns[rw.id]
+	r := await(rw, rw.turns[k%int64(rw.n)])
 	pos := rw.pos[:0]
 	for range rw.n {
 		pos = append(pos, 0) // packets of each list passed so far
@@ -299,13 +342,11 @@ func (rw *recordsWorker) stretch(k int) (*shardList, bool) {
 	if srcErr != nil {
 		r.sourceError(srcErr)
 	}
-	rw.turns[(rw.id+1)%rw.n] <- r
+	// Queued while the token is held, so every queue is in file order.
 	for i, l := range ls {
-		if i != rw.id {
-			rw.lists[i][rw.id] <- l
-		}
+		rw.enqueue(i, l)
 	}
-	return ls[rw.id], true
+	rw.turns[nextSlot] <- r
 }
 
 // insert places the reassembled packet p at index at, its payload copied
@@ -333,9 +374,12 @@ func (rw *recordsWorker) process(l *shardList) {
 	}
 	l.buf.release()
 	l.buf = nil
+	if l.last {
+		rw.finished = true
+	}
 	// A list goes back to the worker that processed it: each makes and
 	// reuses its own, and the numbers even out.
-	if len(rw.free) < 4*stretchesAhead {
+	if len(rw.free) < 2*queuedStretches {
 		rw.free = append(rw.free, l)
 	}
 }

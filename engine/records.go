@@ -84,6 +84,8 @@ func RunRecords(rs *pcapfile.Records, out Output, cfg Config) (*Stats, error) {
 // the same number).
 const queuedStretches = 16
 
+var keepQueued = 6
+
 // recordsShared is what RunRecords' workers share.
 type recordsShared struct {
 	rs    *pcapfile.Records
@@ -182,16 +184,11 @@ func (rw *recordsWorker) run() {
 	defer rw.w.finish()
 	for !rw.ended.Load() {
 		rw.stretch(rw.next.Add(1) - 1)
-		// This shard's packets so far, before reading on: the lists just
-		// queued are in cache.
-		for !rw.finished {
-			select {
-			case l := <-rw.queue:
-				rw.process(l)
-				continue
-			default:
-			}
-			break
+		// This shard's packets so far, before reading on, but for about a
+		// stretch's worth (one list from each worker): work for the waits
+		// for the next stretch's tokens, instead of sleeping through them.
+		for !rw.finished && len(rw.queue) > rw.n {
+			rw.process(<-rw.queue)
 		}
 	}
 	for !rw.finished {

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/phonehome/phonehome/capture/decode"
 	"github.com/phonehome/phonehome/capture/flow"
@@ -197,16 +199,41 @@ func (rw *recordsWorker) run() {
 }
 
 // await receives a token, working on this worker's shard while it waits.
+// With nothing to do it spins (yielding) for up to spinWait before it
+// blocks: the token is usually a fraction of a millisecond away, and a
+// blocked worker is woken through an idle CPU, which in a virtual machine
+// takes long enough to idle both.
 func await[T any](rw *recordsWorker, token chan T) T {
-	for {
+	var spinStart time.Time
+	for spins := 0; ; spins++ {
 		select {
 		case t := <-token:
 			return t
 		case l := <-rw.queue:
 			rw.process(l)
+			spins = 0
+			continue
+		default:
+		}
+		if spins == 0 {
+			spinStart = time.Now()
+		}
+		if time.Since(spinStart) < spinWait {
+			runtime.Gosched()
+			continue
+		}
+		select {
+		case t := <-token:
+			return t
+		case l := <-rw.queue:
+			rw.process(l)
+			spins = -1
 		}
 	}
 }
+
+// spinWait is how long await spins before it blocks.
+const spinWait = time.Millisecond
 
 // enqueue queues a list for its shard's worker; when that queue is this
 // worker's own and full, it makes room by processing.

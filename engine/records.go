@@ -205,18 +205,19 @@ func (rw *recordsWorker) run() {
 // takes long enough to idle both.
 func await[T any](rw *recordsWorker, token chan T) T {
 	var spinStart time.Time
-	for spins := 0; ; spins++ {
+	spinning := false
+	for {
 		select {
 		case t := <-token:
 			return t
 		case l := <-rw.queue:
 			rw.process(l)
-			spins = 0
+			spinning = false
 			continue
 		default:
 		}
-		if spins == 0 {
-			spinStart = time.Now()
+		if !spinning {
+			spinStart, spinning = time.Now(), true
 		}
 		if time.Since(spinStart) < spinWait {
 			runtime.Gosched()
@@ -227,7 +228,7 @@ func await[T any](rw *recordsWorker, token chan T) T {
 			return t
 		case l := <-rw.queue:
 			rw.process(l)
-			spins = -1
+			spinning = false
 		}
 	}
 }

@@ -103,7 +103,8 @@ func writeCapture(t *testing.T, frames [][]byte, ts []int64) string {
 // TestRecordsSameAsRun: workers taking turns at reading the file give Run's
 // events, counters and source errors, over stretches small enough to cut
 // many records, with fragments reassembled across stretches, and for a
-// capture cut mid-record and one with a corrupt record in the middle.
+// capture cut mid-record, one with a corrupt record in the middle and one
+// with no records at all.
 func TestRecordsSameAsRun(t *testing.T) {
 	frames, ts := shardFrames()
 	path := writeCapture(t, frames, ts)
@@ -127,17 +128,27 @@ func TestRecordsSameAsRun(t *testing.T) {
 	if err := os.WriteFile(bad, corrupt, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	empty := filepath.Join(dir, "empty.pcap")
+	if err := os.WriteFile(empty, raw[:24], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, size := range []int{1 << 20, 4096, 1500} {
 		restore := engine.SetStretchSize(size)
-		for _, p := range []string{path, cut, bad} {
+		for _, p := range []string{path, cut, bad, empty} {
 			want := replayRun(t, p, 1, false)
 			if p == path && (!strings.Contains(want.defrag, "Reassembled:") || strings.Contains(want.defrag, "Reassembled:0 ")) {
 				t.Fatalf("test data has no reassembled fragments: %s", want.defrag)
 			}
-			if p != path && len(want.errs) != 1 {
+			if (p == cut || p == bad) && len(want.errs) != 1 {
 				t.Fatalf("%s: Run reported %q", p, want.errs)
 			}
-			for _, workers := range []int{2, 3} {
+			workers := []int{2, 3}
+			if size == 1500 {
+				// More workers than CPUs: shard queues fill up, and some
+				// workers claim stretches past the end of the file.
+				workers = append(workers, 8)
+			}
+			for _, workers := range workers {
 				sameReplay(t, fmt.Sprintf("%s, stretch %d, %d workers", filepath.Base(p), size, workers), replayRun(t, p, workers, true), want)
 			}
 		}

@@ -59,7 +59,7 @@ $(BENCHCAP):
 # Benchmarks: Go micro-benchmarks (allocations per packet), then the
 # end-to-end replay benchmark on a generated ~1 GiB capture.
 bench: build $(BENCHCAP)
-	$(GO) test -run '^$$' -bench . -benchmem ./capture/... ./classify/... ./signatures/... ./engine/...
+	$(GO) test -run '^$$' -bench . -benchmem ./capture/... ./classify/... ./signatures/... ./event/... ./engine/...
 	$(GO) run ./cmd/phonehome-bench -capture $(BENCHCAP) -phonehome ./$(BIN)
 
 # Live-capture benchmark (issue 6), as root: the highest rate at which

@@ -86,8 +86,6 @@ func RunRecords(rs *pcapfile.Records, out Output, cfg Config) (*Stats, error) {
 // the same number).
 const queuedStretches = 16
 
-var keepQueued = 6
-
 // recordsShared is what RunRecords' workers share.
 type recordsShared struct {
 	rs    *pcapfile.Records

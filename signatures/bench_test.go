@@ -102,6 +102,12 @@ func BenchmarkMatch(b *testing.B) {
 				buf = bs.set.MatchHTTPPath(bs.path, buf[:0])
 			}
 		})
+		b.Run("http_path-miss/"+bs.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = bs.set.MatchHTTPPath("/static/js/app.3f9c2a.js?v=20260301", buf[:0])
+			}
+		})
 		if len(bs.set.MatchDomain(bs.domain, nil)) == 0 || len(bs.set.MatchIP(bs.ip, nil)) == 0 ||
 			len(bs.set.MatchHTTPPath(bs.path, nil)) == 0 {
 			b.Fatalf("%s: benchmark inputs do not hit", bs.name)

@@ -37,6 +37,7 @@ type collector struct {
 	jobs    [][]*event.Event      // per encoder, the events of its next job
 	encWG   sync.WaitGroup
 	emitBuf []*event.Event
+	noFlow  int // events of no flow sent so far
 	now     int64
 }
 
@@ -216,13 +217,21 @@ func (c *collector) sendEmitted() {
 
 // send hands an event to its encoder. Encoding is spread over the encoders
 // by flow id, so each flow's events keep their order in the output (Kafka
-// partitions by flow).
+// partitions by flow). Events of no flow (host inventories, at the end of a
+// run) take turns: by flow id they would all land on one encoder, which
+// would then finish alone.
 func (c *collector) send(ev *event.Event) {
 	if c.inline {
 		c.write(c.enc, ev)
 		return
 	}
-	i := int(fnv32(ev.Phonehome.FlowID) % uint32(c.workers))
+	var i int
+	if id := ev.Phonehome.FlowID; id != "" {
+		i = int(fnv32(id) % uint32(c.workers))
+	} else {
+		i = c.noFlow % c.workers
+		c.noFlow++
+	}
 	c.jobs[i] = append(c.jobs[i], ev)
 	if len(c.jobs[i]) >= encChunk {
 		c.encJobs[i] <- c.jobs[i]

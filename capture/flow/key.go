@@ -113,7 +113,13 @@ func (k *Key) appendBytes(dst []byte) []byte {
 // so that crafted traffic cannot aim at one shard.
 func ShardHash(p *decode.Packet, seed uint64) uint64 {
 	sport, dport, _ := portsOf(p)
-	h := endpointHash(p.Src, sport, seed) + endpointHash(p.Dst, dport, seed)
+	var shi, slo, dhi, dlo uint64
+	if addrLayoutOK {
+		shi, slo, dhi, dlo = addrWords(&p.Src, &p.Dst)
+	} else {
+		shi, slo, dhi, dlo = addrWordsAs16(&p.Src, &p.Dst)
+	}
+	h := endpointHash(shi, slo, p.Src.Is4(), sport, seed) + endpointHash(dhi, dlo, p.Dst.Is4(), dport, seed)
 	extra := uint64(p.Proto)<<56 | uint64(p.VLANs[0])<<32 | uint64(p.VLANs[1])<<16
 	if p.Proto == decode.ProtoICMP || p.Proto == decode.ProtoICMPv6 {
 		extra |= uint64(p.ICMPID)
@@ -124,20 +130,14 @@ func ShardHash(p *decode.Packet, seed uint64) uint64 {
 	return mix64(h ^ extra*0xd6e8feb86659fd93)
 }
 
-// endpointHash mixes one (address, port) endpoint: three independent
-// seeded multiplies (they run in parallel), whose sum over the two
-// endpoints ShardHash spreads with mix64. IPv4 addresses take a path of
-// their own (As4 stays in a register; As16 goes through memory) and a
-// family marker, so an IPv4 address and its v4-mapped IPv6 twin, distinct
-// keys, hash apart.
-func endpointHash(a netip.Addr, port uint16, seed uint64) uint64 {
-	var hi, lo uint64
-	if a.Is4() {
-		b := a.As4()
-		hi, lo = 0x9e3779b97f4a7c15, uint64(binary.BigEndian.Uint32(b[:]))
-	} else {
-		b := a.As16()
-		hi, lo = binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+// endpointHash mixes one endpoint, an address (as two words; v4 marks an
+// IPv4 address) and a port: three independent seeded multiplies (they run
+// in parallel), whose sum over the two endpoints ShardHash spreads with
+// mix64. The family marker keeps an IPv4 address and its v4-mapped IPv6
+// twin, distinct keys, apart.
+func endpointHash(hi, lo uint64, v4 bool, port uint16, seed uint64) uint64 {
+	if v4 {
+		hi ^= 0x9e3779b97f4a7c15
 	}
 	return (hi^seed)*0xff51afd7ed558ccd ^ (lo^seed>>17)*0xc4ceb9fe1a85ec53 ^ (uint64(port)^seed>>43)*0x9e3779b97f4a7c15
 }

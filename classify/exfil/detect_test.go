@@ -340,7 +340,7 @@ func TestBoundedUnderManyPairs(t *testing.T) {
 		st.UploadPairEvictions == 0 || st.LongFlowEvictions == 0 || st.UploadFlowEvictions == 0 {
 		t.Fatalf("evictions not counted: %+v", st)
 	}
-	if len(d.beacon.pairs.nodes) > limit || len(d.dns.pairs.nodes) > limit {
+	if int(d.beacon.pairs.n) > limit || int(d.dns.pairs.n) > limit {
 		t.Fatal("node slices grew past the cap")
 	}
 	runtime.GC()

@@ -1,15 +1,25 @@
 package exfil
 
-// lru is a bounded map with least-recently-used eviction. Nodes live in one
-// slice linked by index, so a full table recycles the evicted node (and the
-// buffers inside its value) instead of allocating.
+// lru is a bounded map with least-recently-used eviction. Nodes live in
+// fixed-size chunks linked by index, so a full table recycles the evicted
+// node (and the buffers inside its value) instead of allocating, and a
+// growing one adds a chunk instead of copying every node into a slice twice
+// the size (which, for tens of thousands of pairs, cost more than the
+// lookups: the copy and the page faults of the new array).
 type lru[K comparable, V any] struct {
 	idx        map[K]int32
-	nodes      []lruNode[K, V]
-	head, tail int32 // head is the most recently used; -1 when empty
+	chunks     [][]lruNode[K, V] // each of lruChunk nodes; the last may be shorter
+	n          int32             // nodes in use
+	head, tail int32             // head is the most recently used; -1 when empty
 	limit      int
 	evictions  uint64
 }
+
+// lruChunk is how many nodes a chunk holds (a power of two).
+const (
+	lruChunkBits = 9
+	lruChunk     = 1 << lruChunkBits
+)
 
 type lruNode[K comparable, V any] struct {
 	key        K
@@ -23,25 +33,41 @@ func newLRU[K comparable, V any](limit int) *lru[K, V] {
 
 func (l *lru[K, V]) len() int { return len(l.idx) }
 
+func (l *lru[K, V]) node(i int32) *lruNode[K, V] {
+	return &l.chunks[i>>lruChunkBits][i&(lruChunk-1)]
+}
+
+// add returns a fresh node's index.
+func (l *lru[K, V]) add() int32 {
+	i := l.n
+	c := int(i >> lruChunkBits)
+	if c == len(l.chunks) {
+		l.chunks = append(l.chunks, make([]lruNode[K, V], 0, min(lruChunk, l.limit)))
+	}
+	l.chunks[c] = append(l.chunks[c], lruNode[K, V]{})
+	l.n++
+	return i
+}
+
 func (l *lru[K, V]) unlink(i int32) {
-	n := &l.nodes[i]
+	n := l.node(i)
 	if n.prev >= 0 {
-		l.nodes[n.prev].next = n.next
+		l.node(n.prev).next = n.next
 	} else {
 		l.head = n.next
 	}
 	if n.next >= 0 {
-		l.nodes[n.next].prev = n.prev
+		l.node(n.next).prev = n.prev
 	} else {
 		l.tail = n.prev
 	}
 }
 
 func (l *lru[K, V]) pushFront(i int32) {
-	n := &l.nodes[i]
+	n := l.node(i)
 	n.prev, n.next = -1, l.head
 	if l.head >= 0 {
-		l.nodes[l.head].prev = i
+		l.node(l.head).prev = i
 	}
 	l.head = i
 	if l.tail < 0 {
@@ -60,7 +86,7 @@ func (l *lru[K, V]) get(k K) (*V, bool) {
 		l.unlink(i)
 		l.pushFront(i)
 	}
-	return &l.nodes[i].val, true
+	return &l.node(i).val, true
 }
 
 // getOrAdd returns the value for k, adding it when absent. created reports a
@@ -74,23 +100,24 @@ func (l *lru[K, V]) getOrAdd(k K) (v *V, created, evicted bool) {
 	if len(l.idx) >= l.limit {
 		i = l.tail
 		l.unlink(i)
-		delete(l.idx, l.nodes[i].key)
+		delete(l.idx, l.node(i).key)
 		l.evictions++
 		evicted = true
 	} else {
-		l.nodes = append(l.nodes, lruNode[K, V]{})
-		i = int32(len(l.nodes) - 1)
+		i = l.add()
 	}
-	l.nodes[i].key = k
+	n := l.node(i)
+	n.key = k
 	l.idx[k] = i
 	l.pushFront(i)
-	return &l.nodes[i].val, true, evicted
+	return &n.val, true, evicted
 }
 
 // each visits entries from most to least recently used without reordering;
 // the order is deterministic, unlike map iteration.
 func (l *lru[K, V]) each(fn func(k K, v *V)) {
-	for i := l.head; i >= 0; i = l.nodes[i].next {
-		fn(l.nodes[i].key, &l.nodes[i].val)
+	for i := l.head; i >= 0; i = l.node(i).next {
+		n := l.node(i)
+		fn(n.key, &n.val)
 	}
 }

@@ -134,6 +134,10 @@ type Config struct {
 	// Stats, if set, receives the run's counters as they change (the daemon
 	// reads them for metrics while the run goes on).
 	Stats *Stats
+	// OnDrained, if set, is called once when the source has no more frames
+	// (or failed for good), before the flows still open are flushed: what
+	// is left of the run is that flush and the writing of its events.
+	OnDrained func()
 }
 
 func (c *Config) newStats() *Stats {
@@ -271,6 +275,7 @@ type runner struct {
 	dec       *decode.Decoder
 	seed      uint64 // shard hash seed, random per run
 	lastTick  int64  // whole second of packet time last ticked
+	isDrained bool   // OnDrained was called
 	sinceTick int    // packets since the last tick
 	progress  time.Time
 	counts    counts
@@ -340,6 +345,14 @@ func (r *runner) progressTick() {
 	}
 }
 
+// drained calls Config.OnDrained, once.
+func (r *runner) drained() {
+	if !r.isDrained && r.cfg.OnDrained != nil {
+		r.cfg.OnDrained()
+	}
+	r.isDrained = true
+}
+
 // read pulls the next frame, decodes it into p and reports whether p holds a
 // packet. done is true at the end of the source.
 func (r *runner) read(p *decode.Packet) (ok, done bool, err error) {
@@ -352,6 +365,7 @@ func (r *runner) read(p *decode.Packet) (ok, done bool, err error) {
 		// The source paused, failed or ended: Stats catch up now.
 		r.flushCounts()
 		if errors.Is(err, io.EOF) {
+			r.drained()
 			return false, true, nil
 		}
 		if errors.Is(err, ErrNoPacket) {
@@ -363,6 +377,7 @@ func (r *runner) read(p *decode.Packet) (ok, done bool, err error) {
 			}
 			return false, false, nil
 		}
+		r.drained()
 		return false, true, fmt.Errorf("engine: read: %w", err)
 	}
 	r.frame = fr.Data

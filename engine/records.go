@@ -53,7 +53,7 @@ func RunRecords(rs *pcapfile.Records, out Output, cfg Config) (*Stats, error) {
 	st := cfg.newStats()
 	col := newCollector(cfg, out, st, n, true)
 	state := &runner{cfg: cfg, stats: st, dec: decode.NewDecoder(cfg.Defrag), seed: rand.Uint64()}
-	sh := &recordsShared{rs: rs, n: n, seed: state.seed,
+	sh := &recordsShared{rs: rs, n: n, seed: state.seed, drained: cfg.OnDrained,
 		walks: make([]chan *walkToken, n), turns: make([]chan *runner, n), queues: make([]chan *shardList, n)}
 	for i := range n {
 		sh.walks[i], sh.turns[i] = make(chan *walkToken, 1), make(chan *runner, 1)
@@ -88,11 +88,13 @@ const queuedStretches = 16
 
 // recordsShared is what RunRecords' workers share.
 type recordsShared struct {
-	rs    *pcapfile.Records
-	n     int
-	seed  uint64       // the run's shard hash seed, as in the decoding token's runner
-	next  atomic.Int64 // the next stretch to claim
-	ended atomic.Bool  // a worker found the end of the file: claim no more
+	rs      *pcapfile.Records
+	n       int
+	seed    uint64       // the run's shard hash seed, as in the decoding token's runner
+	next    atomic.Int64 // the next stretch to claim
+	ended   atomic.Bool  // a worker found the end of the file: claim no more
+	onEnd   sync.Once    // calls drained (Config.OnDrained) once
+	drained func()
 	// The tokens for stretch k wait in walks[k%n] and turns[k%n]: at most
 	// n stretches are claimed and not yet past a token (one per worker),
 	// and they are consecutive, so no two share a slot.
@@ -296,6 +298,9 @@ func (rw *recordsWorker) stretch(k int64) {
 	last := wt.done
 	if last {
 		rw.ended.Store(true)
+		if rw.drained != nil {
+			rw.onEnd.Do(rw.drained)
+		}
 	}
 	rw.walks[nextSlot] <- wt // wt is the next stretch's from here on
 

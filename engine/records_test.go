@@ -32,6 +32,18 @@ func replayRun(t *testing.T, path string, workers int, records bool) recordsRun 
 	out := &collect{}
 	var errs []string
 	cfg := engine.Config{Workers: workers, OnSourceError: func(err error) { errs = append(errs, err.Error()) }}
+	// OnDrained: once, before any flow is reported as open at the end.
+	drained, flushedBefore := 0, 0
+	cfg.OnDrained = func() {
+		drained++
+		out.mu.Lock()
+		for _, l := range out.lines {
+			if bytes.Contains(l, []byte(`"end_of_capture"`)) {
+				flushedBefore++
+			}
+		}
+		out.mu.Unlock()
+	}
 	var st *engine.Stats
 	var err error
 	if records {
@@ -51,6 +63,9 @@ func replayRun(t *testing.T, path string, workers int, records bool) recordsRun 
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if drained != 1 || flushedBefore != 0 {
+		t.Errorf("%s, %d workers: OnDrained called %d times, after %d flows ended at the end of the capture", path, workers, drained, flushedBefore)
 	}
 	run := recordsRun{errs: errs, frames: st.Frames.Load(), pkts: st.Packets.Load(), defrag: fmt.Sprintf("%+v", st.Defrag())}
 	for i := range st.Skipped {

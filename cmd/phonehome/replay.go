@@ -198,12 +198,15 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "dissect":
 		cfg.Classifier = nil
 	}
+	var gc finalGC
+	cfg.OnDrained = gc.skip
 	var st *engine.Stats
 	if records != nil {
 		st, err = engine.RunRecords(records, out, cfg)
 	} else {
 		st, err = engine.Run(engine.FileSource(pcapfile.NewMerger(readers...)), out, cfg)
 	}
+	gc.restore()
 	if ferr := out.Flush(); ferr != nil && err == nil {
 		err = fmt.Errorf("write events: %w", ferr)
 	}

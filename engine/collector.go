@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 
+	"go.uber.org/zap/buffer"
+
 	"github.com/phonehome/phonehome/event"
 )
 
@@ -33,13 +35,35 @@ type collector struct {
 	queues  [][]*evBatch
 	active  []bool
 	enc     *event.Encoder
-	encJobs []chan []*event.Event // one per encoder: a flow always goes to the same one
-	jobs    [][]*event.Event      // per encoder, the events of its next job
-	encWG   sync.WaitGroup
 	emitBuf []*event.Event
-	noFlow  int // events of no flow sent so far
 	now     int64
+
+	// With several workers, events are encoded in jobs by as many encoder
+	// goroutines, whichever is free, and written in the collector's order:
+	// the output is the same as one worker's, line for line, and the
+	// encoders share the work to the end (with a job queue per encoder,
+	// one could be left alone with its backlog).
+	encJobs chan *encJob
+	encWG   sync.WaitGroup
+	job     *encJob // being filled
+	nextSeq uint64
+	slots   chan struct{} // a job holds one from being queued to being written
+	wmu     sync.Mutex    // guards written and pending
+	written uint64        // seq of the next job to write
+	pending []*encJob     // encoded jobs waiting for earlier ones, by seq % len
 }
+
+// encJob is a run of classified events, encoded together and written in
+// turn.
+type encJob struct {
+	seq    uint64
+	events []*event.Event
+	lines  []*buffer.Buffer // per event; nil when it failed to encode
+}
+
+// encJobsInFlight bounds the jobs queued, being encoded or waiting to be
+// written (and so the encoded lines held).
+const encJobsInFlight = 16
 
 func newCollector(cfg Config, out Output, st *Stats, workers int, aligned bool) *collector {
 	c := &collector{cfg: cfg, out: out, stats: st, workers: workers, aligned: aligned, inline: workers == 1,
@@ -50,21 +74,18 @@ func newCollector(cfg Config, out Output, st *Stats, workers int, aligned bool) 
 	if !c.inline {
 		c.in = make(chan *evBatch, 4*workers)
 		c.done = make(chan struct{})
+		c.encJobs = make(chan *encJob, encJobsInFlight)
+		c.slots = make(chan struct{}, encJobsInFlight)
+		c.pending = make([]*encJob, encJobsInFlight)
 		// Encoding is the costliest per-event step: spread it over as many
 		// goroutines as there are workers.
-		c.encJobs = make([]chan []*event.Event, workers)
-		c.jobs = make([][]*event.Event, workers)
-		for i := 0; i < workers; i++ {
-			jobs := make(chan []*event.Event, 4)
-			c.encJobs[i] = jobs
+		for range workers {
 			c.encWG.Add(1)
 			go func() {
 				defer c.encWG.Done()
 				enc := event.NewEncoder()
-				for job := range jobs {
-					for _, ev := range job {
-						c.write(enc, ev)
-					}
+				for job := range c.encJobs {
+					c.encode(enc, job)
 				}
 			}()
 		}
@@ -140,9 +161,7 @@ func (c *collector) run() {
 		}
 	}
 	c.finish()
-	for _, j := range c.encJobs {
-		close(j)
-	}
+	close(c.encJobs)
 	c.encWG.Wait()
 }
 
@@ -204,8 +223,10 @@ func (c *collector) finish() {
 	c.flushJobs()
 }
 
-// encChunk is how many events one encoding job carries.
-const encChunk = 512
+// encChunk is how many events one encoding job carries: enough that
+// handing jobs over costs little, few enough that the encoders finish
+// together.
+const encChunk = 256
 
 func (c *collector) sendEmitted() {
 	for _, ev := range c.emitBuf {
@@ -215,47 +236,69 @@ func (c *collector) sendEmitted() {
 	c.emitBuf = c.emitBuf[:0]
 }
 
-// send hands an event to its encoder. Encoding is spread over the encoders
-// by flow id, so each flow's events keep their order in the output (Kafka
-// partitions by flow). Events of no flow (host inventories, at the end of a
-// run) take turns: by flow id they would all land on one encoder, which
-// would then finish alone.
+// send hands an event to the encoders (with one worker, it is encoded and
+// written at once).
 func (c *collector) send(ev *event.Event) {
 	if c.inline {
 		c.write(c.enc, ev)
 		return
 	}
-	var i int
-	if id := ev.Phonehome.FlowID; id != "" {
-		i = int(fnv32(id) % uint32(c.workers))
-	} else {
-		i = c.noFlow % c.workers
-		c.noFlow++
+	if c.job == nil {
+		c.job = &encJob{events: make([]*event.Event, 0, encChunk)}
 	}
-	c.jobs[i] = append(c.jobs[i], ev)
-	if len(c.jobs[i]) >= encChunk {
-		c.encJobs[i] <- c.jobs[i]
-		c.jobs[i] = nil
+	c.job.events = append(c.job.events, ev)
+	if len(c.job.events) >= encChunk {
+		c.flushJobs()
 	}
 }
 
-// flushJobs sends the events still waiting for a full job.
+// flushJobs queues the job being filled, if it holds events.
 func (c *collector) flushJobs() {
-	for i, j := range c.jobs {
-		if len(j) > 0 {
-			c.encJobs[i] <- j
-			c.jobs[i] = nil
-		}
+	j := c.job
+	if j == nil || len(j.events) == 0 {
+		return
 	}
+	c.job = nil
+	c.slots <- struct{}{}
+	j.seq = c.nextSeq
+	c.nextSeq++
+	c.encJobs <- j
 }
 
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
+// encode encodes a job's events, then writes every job whose turn has
+// come: this one, if those before it are written, and the ones after it
+// that are waiting for it.
+func (c *collector) encode(enc *event.Encoder, j *encJob) {
+	j.lines = make([]*buffer.Buffer, len(j.events))
+	for i, ev := range j.events {
+		if ev.Observer == nil {
+			ev.Observer = c.cfg.Observer
+		}
+		buf, err := enc.Encode(ev)
+		if err != nil {
+			c.stats.outErrors.Add(1)
+			continue
+		}
+		j.lines[i] = buf
 	}
-	return h
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.pending[j.seq%encJobsInFlight] = j
+	for {
+		k := c.written % encJobsInFlight
+		next := c.pending[k]
+		if next == nil || next.seq != c.written {
+			return
+		}
+		c.pending[k] = nil
+		for i, ev := range next.events {
+			if buf := next.lines[i]; buf != nil {
+				c.writeLine(buf, ev)
+			}
+		}
+		c.written++
+		<-c.slots
+	}
 }
 
 func (c *collector) write(enc *event.Encoder, ev *event.Event) {
@@ -267,6 +310,11 @@ func (c *collector) write(enc *event.Encoder, ev *event.Event) {
 		c.stats.outErrors.Add(1)
 		return
 	}
+	c.writeLine(buf, ev)
+}
+
+// writeLine writes an encoded event, frees its buffer and counts it.
+func (c *collector) writeLine(buf *buffer.Buffer, ev *event.Event) {
 	if err := c.out.Write(buf.Bytes(), ev.Phonehome.FlowID, ev.Dataset); err != nil {
 		c.stats.outErrors.Add(1)
 	}

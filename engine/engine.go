@@ -1,9 +1,11 @@
 // Package engine wires the one-way data path: source → decode → flow table →
 // analyzers (dissectors, classifier) → events → output. It runs either in
 // one goroutine or with flows sharded by a symmetric hash across N workers,
-// and produces the same events in both cases (order aside), because all
-// timing comes from packet timestamps and time ticks reach every worker at
-// the same point of the packet stream. Run reads and decodes on one
+// and writes the same events in the same order in both cases, because all
+// timing comes from packet timestamps, time ticks reach every worker at
+// the same point of the packet stream, and the collector orders each
+// tick's events by packet time and flow id before it classifies them and
+// writes them in that order. Run reads and decodes on one
 // goroutine for all workers; RunRecords, for one uncompressed pcap file,
 // lets the workers take turns at reading and decoding it.
 package engine
@@ -71,7 +73,8 @@ var ErrNoPacket = errors.New("no packet before the read timeout")
 
 // Output receives encoded events, one JSON line each (with trailing newline).
 // Key is the flow id, so outputs that partition (Kafka) keep a flow's events
-// in order. It must be safe for concurrent use when workers > 1.
+// in order. Calls come one at a time, in the events' order, but with
+// several workers from more than one goroutine.
 type Output interface {
 	Write(line []byte, key string, dataset string) error
 }

@@ -108,16 +108,25 @@ func sortedEvents(out string) []string {
 	return ls
 }
 
+// TestWorkersSameOutput: several workers write the events one worker
+// writes, line for line and in the same order, whether they take turns
+// reading the file or one goroutine reads it (stdin) for them.
 func TestWorkersSameOutput(t *testing.T) {
 	_, one, _ := runCLI(t, nil, "replay", "--quiet", sample(t))
-	_, two, _ := runCLI(t, nil, "replay", "--quiet", "--workers", "3", sample(t))
-	a, b := sortedEvents(one), sortedEvents(two)
-	if len(a) != len(b) {
-		t.Fatalf("1 worker: %d events, 3 workers: %d", len(a), len(b))
+	raw, err := os.ReadFile(sample(t))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			t.Fatalf("event %d differs:\n%s\n%s", i, a[i], b[i])
+	for _, args := range [][]string{{"--workers", "3", sample(t)}, {"--workers", "2", "-"}} {
+		_, got, _ := runCLI(t, raw, append([]string{"replay", "--quiet"}, args...)...)
+		a, b := lines(one), lines(got)
+		if len(a) == 0 || len(a) != len(b) {
+			t.Fatalf("%v: 1 worker: %d events, here %d", args, len(a), len(b))
+		}
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%v: line %d differs:\n%s\n%s", args, i, a[i], b[i])
+			}
 		}
 	}
 }

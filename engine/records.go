@@ -62,11 +62,9 @@ func RunRecords(rs *pcapfile.Records, out Output, cfg Config) (*Stats, error) {
 	sh.walks[0] <- &walkToken{off: rs.Start()}
 	sh.turns[0] <- state
 	var wg sync.WaitGroup
-	pools := make([]*stretchPool, n)
 	for i := range n {
-		pools[i] = &stretchPool{}
 		rw := &recordsWorker{recordsShared: sh, id: i, w: newWorker(i, cfg, col), queue: sh.queues[i],
-			pool: pools[i], dec: &decode.Decoder{}}
+			pool: &stretchPool{}, dec: &decode.Decoder{}}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -74,9 +72,6 @@ func RunRecords(rs *pcapfile.Records, out Output, cfg Config) (*Stats, error) {
 		}()
 	}
 	wg.Wait()
-	for _, p := range pools {
-		p.close()
-	}
 	state.flushCounts()
 	state.dec.Defrag.Flush()
 	st.mu.Lock()
@@ -117,20 +112,9 @@ type walkToken struct {
 
 // stretch is a buffer a worker read part of the file into.
 type stretch struct {
-	buf   []byte
-	unmap func()       // gives buf back when it lies outside the heap
-	refs  atomic.Int32 // shard lists not yet processed
-	pool  *stretchPool
-}
-
-// drop gives the buffer back: nothing refers to it any more (the packets
-// that pointed into it were processed, and what outlives a packet is
-// copied).
-func (s *stretch) drop() {
-	if s.unmap != nil {
-		s.unmap()
-	}
-	s.buf, s.unmap = nil, nil
+	buf  []byte
+	refs atomic.Int32 // shard lists not yet processed
+	pool *stretchPool
 }
 
 func (s *stretch) release() {
@@ -155,8 +139,7 @@ func (p *stretchPool) get() *stretch {
 		p.free = p.free[:n-1]
 		return s
 	}
-	buf, unmap := stretchMemory(pcapfile.MaxRecordLength + stretchSize)
-	return &stretch{buf: buf, unmap: unmap, pool: p}
+	return &stretch{buf: make([]byte, pcapfile.MaxRecordLength+stretchSize), pool: p}
 }
 
 func (p *stretchPool) put(s *stretch) {
@@ -164,20 +147,7 @@ func (p *stretchPool) put(s *stretch) {
 	defer p.mu.Unlock()
 	if len(p.free) < freeStretches {
 		p.free = append(p.free, s)
-		return
 	}
-	s.drop()
-}
-
-// close gives back the free buffers; every stretch is free once the
-// workers are done.
-func (p *stretchPool) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, s := range p.free {
-		s.drop()
-	}
-	p.free = nil
 }
 
 // shardList is one shard's packets of one stretch, with the time ticks

@@ -161,11 +161,16 @@ type shardList struct {
 }
 
 // frameInfo is a frame of a stretch and how the worker decoded it on its
-// own: the shard it went to, or -1 (skipped, or a fragment).
+// own: the shard it went to, or -1 (skipped, or a fragment). Small (32
+// bytes, against 90 with a pcapfile.Packet in it): it is written by the
+// walk and read by the decoding and the in-order pass, per frame.
 type frameInfo struct {
-	fr     pcapfile.Packet
-	reason decode.Reason
+	ts     int64
+	at     uint32 // where the frame's bytes start in the stretch's data
+	capLen uint32
+	length uint32 // on the wire
 	shard  int32
+	reason decode.Reason
 	frag   bool // an IP fragment: decoded again, in order, with the defragmenter
 }
 
@@ -276,8 +281,10 @@ func (rw *recordsWorker) stretch(k int64) {
 	data := s.buf[start : pcapfile.MaxRecordLength+got]
 	frs := rw.frs[:0]
 	off := wt.off
-	used, werr := rw.rs.Walk(data, off, func(fr pcapfile.Packet) {
-		frs = append(frs, frameInfo{fr: fr})
+	link := uint32(0)
+	used, werr := rw.rs.Walk(data, off, func(at int, fr pcapfile.Packet) {
+		link = uint32(fr.LinkType) // one per classic pcap file
+		frs = append(frs, frameInfo{ts: fr.Timestamp, at: uint32(at), capLen: uint32(len(fr.Data)), length: uint32(fr.Length)})
 	})
 	var srcErr error
 	wt.off += int64(used)
@@ -317,7 +324,7 @@ func (rw *recordsWorker) stretch(k int64) {
 	for i := range frs {
 		f := &frs[i]
 		f.shard = -1
-		f.reason = rw.dec.Decode(&p, uint32(f.fr.LinkType), f.fr.Data, f.fr.Timestamp, f.fr.Length)
+		f.reason = rw.dec.Decode(&p, link, data[f.at:f.at+f.capLen:f.at+f.capLen], f.ts, int(f.length))
 		if p.Fragment {
 			// Whatever became of it without a defragmenter: with one, the
 			// fragment may be held, or complete a datagram.
@@ -327,7 +334,6 @@ func (rw *recordsWorker) stretch(k int64) {
 		if f.reason != decode.OK {
 			continue
 		}
-		p.Interface = f.fr.Interface
 		f.shard = int32(flow.ShardHash(&p, rw.seed) % uint64(rw.n))
 		ls[f.shard].pkts = append(ls[f.shard].pkts, p)
 	}
@@ -343,16 +349,15 @@ func (rw *recordsWorker) stretch(k int64) {
 	c := &r.counts
 	for i := range frs {
 		f := &frs[i]
-		c.frame(len(f.fr.Data), f.fr.Length, f.fr.Timestamp)
+		c.frame(int(f.capLen), int(f.length), f.ts)
 		if c.n >= statsEvery {
 			r.flushCounts()
 			r.progressTick()
 		}
 		reason, shard := f.reason, f.shard
 		if f.frag {
-			reason = r.dec.Decode(&p, uint32(f.fr.LinkType), f.fr.Data, f.fr.Timestamp, f.fr.Length)
+			reason = r.dec.Decode(&p, link, data[f.at:f.at+f.capLen:f.at+f.capLen], f.ts, int(f.length))
 			if reason == decode.OK {
-				p.Interface = f.fr.Interface
 				shard = int32(flow.ShardHash(&p, r.seed) % uint64(rw.n))
 				ls[shard].insert(pos[shard], &p)
 			}
@@ -362,7 +367,7 @@ func (rw *recordsWorker) stretch(k int64) {
 			continue
 		}
 		c.packets++
-		if now, due := r.tickDue(f.fr.Timestamp); due {
+		if now, due := r.tickDue(f.ts); due {
 			for j, l := range ls {
 				l.ticks = append(l.ticks, tickMark{at: pos[j], now: now})
 			}

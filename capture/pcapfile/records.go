@@ -64,11 +64,11 @@ func (rs *Records) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // Walk calls fn for each complete record at the start of b, which lies at
-// file offset off and starts on a record boundary; Packet.Data aliases b.
-// It returns the bytes the complete records took. A record that claims more
-// than the snap length allows is an *Error (ErrCorrupt) at its offset,
-// returned after the records before it.
-func (rs *Records) Walk(b []byte, off int64, fn func(Packet)) (int, error) {
+// file offset off and starts on a record boundary; Packet.Data aliases b,
+// from index at. It returns the bytes the complete records took. A record
+// that claims more than the snap length allows is an *Error (ErrCorrupt)
+// at its offset, returned after the records before it.
+func (rs *Records) Walk(b []byte, off int64, fn func(at int, p Packet)) (int, error) {
 	r := rs.hdr
 	done := 0
 	for len(b)-done >= r.recHdrLen {
@@ -80,7 +80,7 @@ func (rs *Records) Walk(b []byte, off int64, fn func(Packet)) (int, error) {
 			break
 		}
 		p.Data = b[done+r.recHdrLen : done+n : done+n]
-		fn(p)
+		fn(done+r.recHdrLen, p)
 		done += n
 	}
 	return done, nil

@@ -24,7 +24,12 @@ func walkAll(t *testing.T, rs *Records, piece int) ([]Packet, error) {
 		buf := make([]byte, piece)
 		n, rerr := rs.ReadAt(buf, rs.Start()+int64(k*piece))
 		data := append(bytes.Clone(tail), buf[:n]...)
-		used, err := rs.Walk(data, off, func(p Packet) { got = append(got, p) })
+		used, err := rs.Walk(data, off, func(at int, p Packet) {
+			if len(p.Data) > 0 && &data[at] != &p.Data[0] {
+				t.Fatalf("record at %d: Data does not start at index %d", off, at)
+			}
+			got = append(got, p)
+		})
 		if err != nil {
 			return got, err
 		}

@@ -228,7 +228,12 @@ func await[T any](rw *recordsWorker, token chan T) T {
 			spinStart, spinning = time.Now(), true
 		}
 		if time.Since(spinStart) < spinWait {
-			runtime.Gosched()
+			// Wait for either to hold something without select, which
+			// takes both channels' locks, one of which the other worker
+			// needs to hand over what this one waits for.
+			for i := 0; i < 32 && len(token) == 0 && len(rw.queue) == 0; i++ {
+				runtime.Gosched()
+			}
 			continue
 		}
 		select {

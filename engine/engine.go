@@ -619,7 +619,7 @@ func (r *runner) runSharded() error {
 		if !ok {
 			continue
 		}
-		cur.shard = append(cur.shard, int32(flow.ShardHash(p, r.seed)%uint64(n)))
+		cur.shard = append(cur.shard, int32(flow.Shard(flow.ShardHash(p, r.seed), n)))
 		ts := p.Timestamp
 		if len(p.Payload) > 0 && !cur.hold(p.Payload, r.frame, owner()) {
 			// The arena is full (only copied payloads fill it): the packet

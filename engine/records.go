@@ -339,7 +339,7 @@ func (rw *recordsWorker) stretch(k int64) {
 		if f.reason != decode.OK {
 			continue
 		}
-		f.shard = int32(flow.ShardHash(&p, rw.seed) % uint64(rw.n))
+		f.shard = int32(flow.Shard(flow.ShardHash(&p, rw.seed), rw.n))
 		ls[f.shard].pkts = append(ls[f.shard].pkts, p)
 	}
 	rw.frs = frs
@@ -363,7 +363,7 @@ func (rw *recordsWorker) stretch(k int64) {
 		if f.frag {
 			reason = r.dec.Decode(&p, link, data[f.at:f.at+f.capLen:f.at+f.capLen], f.ts, int(f.length))
 			if reason == decode.OK {
-				shard = int32(flow.ShardHash(&p, r.seed) % uint64(rw.n))
+				shard = int32(flow.Shard(flow.ShardHash(&p, r.seed), rw.n))
 				ls[shard].insert(pos[shard], &p)
 			}
 		}

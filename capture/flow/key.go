@@ -7,6 +7,7 @@ package flow
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 	"net/netip"
 
 	"github.com/phonehome/phonehome/capture/decode"
@@ -128,6 +129,14 @@ func ShardHash(p *decode.Packet, seed uint64) uint64 {
 		extra = extra*0x100000001b3 ^ uint64(v)
 	}
 	return mix64(h ^ extra*0xd6e8feb86659fd93)
+}
+
+// Shard maps a ShardHash onto one of n shards by the high word of h*n,
+// which the hash's mixing makes uniform: a multiply, where h%n was a 64-bit
+// division for every packet.
+func Shard(h uint64, n int) int {
+	hi, _ := bits.Mul64(h, uint64(n))
+	return int(hi)
 }
 
 // endpointHash mixes one endpoint, an address (as two words; v4 marks an

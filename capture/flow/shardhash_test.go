@@ -94,7 +94,7 @@ func TestShardHashSeparates(t *testing.T) {
 	var counts [shards]int
 	ps := benchPackets(3000)
 	for i := 0; i < len(ps); i += 2 {
-		counts[flow.ShardHash(&ps[i], seed)%shards]++
+		counts[flow.Shard(flow.ShardHash(&ps[i], seed), shards)]++
 	}
 	for i, c := range counts {
 		if c < 800 || c > 1200 {
@@ -125,4 +125,25 @@ func BenchmarkKeyOfHash(b *testing.B) {
 		}
 	}
 	_ = sink
+}
+
+// TestShardRange: Shard stays within [0, n) for extreme hashes and covers
+// every shard.
+func TestShardRange(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 7, 64} {
+		seen := make([]bool, n)
+		for _, h := range []uint64{0, 1, 1 << 63, ^uint64(0), ^uint64(0) - 1} {
+			if s := flow.Shard(h, n); s < 0 || s >= n {
+				t.Fatalf("Shard(%#x, %d) = %d", h, n, s)
+			}
+		}
+		for i := range uint64(64 * n) {
+			seen[flow.Shard(i*(^uint64(0)/uint64(64*n)), n)] = true
+		}
+		for s, ok := range seen {
+			if !ok {
+				t.Errorf("n=%d: shard %d never chosen", n, s)
+			}
+		}
+	}
 }

@@ -271,15 +271,7 @@ func (c *collector) flushJobs() {
 func (c *collector) encode(enc *event.Encoder, j *encJob) {
 	j.lines = make([]*buffer.Buffer, len(j.events))
 	for i, ev := range j.events {
-		if ev.Observer == nil {
-			ev.Observer = c.cfg.Observer
-		}
-		buf, err := enc.Encode(ev)
-		if err != nil {
-			c.stats.outErrors.Add(1)
-			continue
-		}
-		j.lines[i] = buf
+		j.lines[i] = c.encodeOne(enc, ev)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -301,16 +293,24 @@ func (c *collector) encode(enc *event.Encoder, j *encJob) {
 	}
 }
 
+// write encodes and writes an event at once (one worker).
 func (c *collector) write(enc *event.Encoder, ev *event.Event) {
+	if buf := c.encodeOne(enc, ev); buf != nil {
+		c.writeLine(buf, ev)
+	}
+}
+
+// encodeOne encodes an event; nil (counted) when it cannot be.
+func (c *collector) encodeOne(enc *event.Encoder, ev *event.Event) *buffer.Buffer {
 	if ev.Observer == nil {
 		ev.Observer = c.cfg.Observer
 	}
 	buf, err := enc.Encode(ev)
 	if err != nil {
 		c.stats.outErrors.Add(1)
-		return
+		return nil
 	}
-	c.writeLine(buf, ev)
+	return buf
 }
 
 // writeLine writes an encoded event, frees its buffer and counts it.

@@ -11,8 +11,11 @@ import (
 // nothing reuses, yet the flush's allocations brought one on at the end of
 // most replays of the bench capture, its mark assists slowing that end of
 // the run. A memory limit of twice the heap goal so far (plus 64 MiB)
-// still bounds the heap: past it, the collector runs. restore puts the
-// settings back (tests run many replays in one process).
+// still bounds the heap: past it, the collector runs. "Off" is a percentage
+// so high that only the limit counts, not -1: SetGCPercent(-1) waits for a
+// collection under way to finish, on the worker that read the end of the
+// capture. restore puts the settings back (tests run many replays in one
+// process).
 type finalGC struct {
 	set     bool
 	percent int
@@ -27,9 +30,12 @@ func (g *finalGC) skip() {
 		limit += 2 * int64(s[0].Value.Uint64())
 	}
 	g.limit = debug.SetMemoryLimit(limit)
-	g.percent = debug.SetGCPercent(-1)
+	g.percent = debug.SetGCPercent(gcPercentOff)
 	g.set = true
 }
+
+// gcPercentOff puts the next collection past any heap a replay reaches.
+const gcPercentOff = 1 << 20
 
 func (g *finalGC) restore() {
 	if g.set {

@@ -13,9 +13,10 @@ func TestFinalGC(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
 	var g finalGC
 	g.skip()
-	if p := debug.SetGCPercent(-1); p != -1 {
-		t.Errorf("GC percent %d after skip, want -1", p)
+	if p := debug.SetGCPercent(100); p != gcPercentOff {
+		t.Errorf("GC percent %d after skip, want %d", p, gcPercentOff)
 	}
+	debug.SetGCPercent(gcPercentOff)
 	if l := debug.SetMemoryLimit(-1); l == math.MaxInt64 || l < 64<<20 {
 		t.Errorf("memory limit %d after skip", l)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/phonehome/phonehome/capture/decode"
 	"github.com/phonehome/phonehome/capture/flow"
 	"github.com/phonehome/phonehome/capture/pcapfile"
+	"github.com/phonehome/phonehome/event"
 )
 
 // stretchSize is how much of the file a worker reads at a time: a stretch
@@ -184,7 +185,8 @@ type recordsWorker struct {
 	frs      []frameInfo
 	pos      []int
 	free     []*shardList
-	finished bool // the shard's last list was processed
+	finished bool           // the shard's last list was processed
+	enc      *event.Encoder // for the collector's jobs it takes on
 }
 
 func (rw *recordsWorker) run() {
@@ -203,8 +205,10 @@ func (rw *recordsWorker) run() {
 	}
 }
 
-// await receives a token, working on this worker's shard while it waits.
-// With nothing to do it spins (yielding) for up to spinWait before it
+// await receives a token, working on this worker's shard while it waits,
+// or else on the collector's encoding jobs (the encoders' goroutines take
+// the ones no worker has time for). With nothing to do it spins (yielding)
+// for up to spinWait before it
 // blocks: the token is usually a fraction of a millisecond away, and a
 // blocked worker is woken through an idle CPU, which in a virtual machine
 // takes long enough to idle both. When both a token and a list are ready,
@@ -228,6 +232,12 @@ func await[T any](rw *recordsWorker, token chan T) T {
 			spinStart, spinning = time.Now(), true
 		}
 		if time.Since(spinStart) < spinWait {
+			// Nothing of its own to do: encode events for the collector
+			// if a job waits, rather than spin.
+			if rw.encodeJob() {
+				spinning = false
+				continue
+			}
 			// Wait for either to hold something without select, which
 			// takes both channels' locks, one of which the other worker
 			// needs to hand over what this one waits for.
@@ -243,6 +253,28 @@ func await[T any](rw *recordsWorker, token chan T) T {
 			rw.process(l)
 			spinning = false
 		}
+	}
+}
+
+// encodeJob encodes a job of the collector's, if one is queued: the job
+// is written in its turn whoever encodes it.
+func (rw *recordsWorker) encodeJob() bool {
+	c := rw.w.col
+	if len(c.encJobs) == 0 { // none queued (nil with one worker)
+		return false
+	}
+	select {
+	case j, ok := <-c.encJobs:
+		if !ok {
+			return false
+		}
+		if rw.enc == nil {
+			rw.enc = event.NewEncoder()
+		}
+		c.encode(rw.enc, j)
+		return true
+	default:
+		return false
 	}
 }
 
